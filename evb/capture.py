@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from evb._fast import fast_constructor
 from evb.errors import EvbError
@@ -49,12 +50,13 @@ def read_capture(path: str | Path) -> Iterator[CapturedFrame]:
         packets = iter(reader)
         while True:
             try:
-                data, meta = next(packets)
+                data, meta_ = next(packets)
             except StopIteration:
                 return
             except (Scapy_Exception, OSError, ValueError, EOFError) as exc:
                 raise CaptureError(f"{path}: frame {number + 1}: unreadable ({exc})") from None
             number += 1
+            meta: Any = meta_
             if classic_linktype is not None:
                 yield _make(number, meta[0] + meta[1] / scale, data, classic_linktype)
             else:

@@ -67,7 +67,8 @@ def vsi_text(tlv: VsiTlv, *, full: bool = False) -> str:
 
 
 def evb_text(t: EvbTlv) -> str:
-    role = {EvbMode.BRIDGE: "bridge", EvbMode.STATION: "station"}.get(t.mode, f"mode{t.mode}")
+    roles: dict[int, str] = {EvbMode.BRIDGE: "bridge", EvbMode.STATION: "station"}
+    role = roles.get(t.mode, f"mode{t.mode}")
     br = [n for n, on in (("BGID", t.bgid), ("RRCAP", t.rrcap), ("RRCTR", t.rrctr)) if on]
     st = [n for n, on in (("SGID", t.sgid), ("RRREQ", t.rrreq)) if on] + [f"RRSTAT={t.rrstat}"]
     return (
