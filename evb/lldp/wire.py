@@ -312,7 +312,8 @@ def _build(schema: Any, values: dict[str, Any], field: str) -> bytes:
     try:
         return bytes(schema.build(values))
     except Exception as exc:  # construct raises its own error types, and ValueError
-        raise EncodeError(str(exc).splitlines()[-1], pdu=PDU, field=field) from None
+        sub = (getattr(exc, "path", None) or "").removeprefix("(building)").removeprefix(" -> ").replace(" -> ", ".")
+        raise EncodeError(str(exc).splitlines()[-1], pdu=PDU, field=".".join(p for p in (field, sub) if p)) from None
 
 
 # --------------------------------------------------------------------------- decoding

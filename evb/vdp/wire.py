@@ -632,6 +632,8 @@ def vdp_tlvs(data: bytes, start: int, end: int, base: int, strict: bool) -> tupl
     off = start
     while off < end:
         if off + 2 > end:
+            if data[off] == 0:  # one zero octet of padding after the last TLV (odd-length PDU padded to 60)
+                break
             raise DecodeError(
                 "1 octet left where a 2-octet TLV header must start",
                 pdu=PDU,
