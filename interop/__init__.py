@@ -1,0 +1,1 @@
+"""Interoperability tooling for evb: cross-checks against other implementations (tshark), lab scripts."""
