@@ -86,10 +86,10 @@ def step_label(frame: Frame) -> tuple[str, str]:
         evb = pdu.evb
         if evb is None:
             return f"LLDP ttl={pdu.ttl}", "lldp"
-        rol = "".join(("rwd*" if evb.rol_rwd else "", "rka*" if evb.rol_rka else ""))
+        rol = ",".join(name for name, on in (("RWD", evb.rol_rwd), ("RKA", evb.rol_rka)) if on)
         return (
             f"LLDP EVB br={evb.bridge_status:02x} st={evb.station_status:02x} "
-            f"R={evb.r} RTE={evb.rte} RWD={evb.rwd} RKA={evb.rka}{' ' + rol if rol else ''}",
+            f"R={evb.r} RTE={evb.rte} RWD={evb.rwd} RKA={evb.rka}{f' ROL({rol})' if rol else ''}",
             "lldp",
         )
     if isinstance(pdu, Ecpdu):
