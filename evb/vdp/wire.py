@@ -8,7 +8,7 @@ de-associate), then optional organizationally defined TLVs (type 127). A header 
 
 Decoding is a hand-written ``struct`` fast path: ``bench/decode.py`` needs it to keep up
 with tshark. ``evb/vdp/schema.py`` holds the same layouts as construct definitions; the
-property tests in ``tests/vdp/test_schema.py`` check that both decode (and encode) every
+property tests in ``tests/test_schema.py`` check that both decode (and encode) every
 generated and every fuzzed input the same way.
 
 Strict and lenient decoding: structural faults (a TLV header cut short, a length that runs
@@ -336,6 +336,8 @@ class CiscoL3AddressTlv:
     def encode(self) -> bytes:
         _check_len(self.vsiid, 16, "cisco.vsiid")
         _check_byte(self.vsiid_format, "cisco.vsiid_format")
+        if not 0 <= self.family <= 0xFFFF:
+            raise EncodeError(f"address family {self.family} is outside 0..65535", pdu=PDU, field="cisco.family")
         want = _FAMILY_LEN.get(self.family)
         if want is not None:
             _check_len(self.address, want, "cisco.address")
@@ -808,6 +810,9 @@ def encode_draft_vdp_tlv(tlv: DraftVdpTlv) -> bytes:
     if not 0 <= tlv.type_id <= 0xFFFFFF:
         raise EncodeError(f"VSI Type ID {tlv.type_id} is outside 0..2^24-1", pdu="draft-vdp", field="type_id")
     _check_len(tlv.instance_id, 16, "instance_id")
+    entries = encode_filter_entries(tlv.filter_format, tlv.entries)  # refuses unknown formats first
+    if DRAFT_FIXED_LEN + len(entries) > 511:
+        raise EncodeError(f"{len(tlv.entries)} entries do not fit a TLV", pdu="draft-vdp", field="entries")
     body = (
         OUI_QBG_DRAFT
         + bytes((DRAFT_VDP_SUBTYPE, tlv.mode, tlv.response, tlv.manager_id))
@@ -816,6 +821,6 @@ def encode_draft_vdp_tlv(tlv: DraftVdpTlv) -> bytes:
         + tlv.instance_id
         + bytes((tlv.filter_format,))
         + len(tlv.entries).to_bytes(2, "big")
-        + encode_filter_entries(tlv.filter_format, tlv.entries)
+        + entries
     )
     return tlv_header(127, len(body), pdu="draft-vdp") + body
