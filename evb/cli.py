@@ -93,14 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
         description=textwrap.dedent(
             """\
             evb: IEEE 802.1Qbg-2012 Edge Virtual Bridging — the EVB TLV, CDCP, ECP and VDP.
-            Decode and check captures; more subcommands (station and bridge agents, the
-            simulator, the conformance suite) arrive as they are built."""
+            Decode and check captures, simulate station <-> bridge at scale; more subcommands
+            (station and bridge agents, the conformance suite) arrive as they are built."""
         ),
         epilog="Run 'evb SUBCOMMAND --help' for the options of each subcommand.",
     )
     parser.add_argument("--version", action="version", version=f"evb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
     _decode_parser(sub)
+    from evb.simulate import add_parser as _simulate_parser
+
+    _simulate_parser(sub)
     return parser
 
 

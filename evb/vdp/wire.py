@@ -707,12 +707,34 @@ def _entry_word(e: FilterEntry, i: int) -> int:
 
 def encode_filter_entries(ffmt: int, entries: tuple[FilterEntry, ...]) -> bytes:
     """Entries of one format, without the format code and count."""
+    if not 1 <= ffmt <= 4:
+        return _checked_entries(ffmt, entries)
+    out = []
+    for e in entries:
+        vid, pcp, mac, group = e.vid, e.pcp, e.mac, e.group_id
+        if not (0 <= vid <= 0xFFF and 0 <= pcp <= 7):
+            return _checked_entries(ffmt, entries)  # raises the precise error
+        word = (0x8000 if e.ps else 0) | (pcp << 12) | vid
+        if ffmt == 2 and group is None and mac is not None and len(mac) == 6:
+            out.append(_MW(mac, word))
+        elif ffmt == 1 and group is None and mac is None:
+            out.append(_W(word))
+        elif ffmt == 3 and mac is None and group is not None and 0 <= group <= 0xFFFFFFFF:
+            out.append(_GW(group, word))
+        elif ffmt == 4 and mac is not None and len(mac) == 6 and group is not None and 0 <= group <= 0xFFFFFFFF:
+            out.append(_GMW(group, mac, word))
+        else:
+            return _checked_entries(ffmt, entries)
+    return b"".join(out)
+
+
+def _checked_entries(ffmt: int, entries: tuple[FilterEntry, ...]) -> bytes:
+    """The slow path of ``encode_filter_entries``: finds the first bad value and says which."""
     fmt = _FILTER_FORMATS.get(ffmt)
     if fmt is None:
         raise EncodeError(f"unknown filter format {ffmt}", pdu=PDU, field="filter_format")
-    out = []
     for i, e in enumerate(entries):
-        word = _entry_word(e, i)
+        _entry_word(e, i)
         if fmt.has_mac and (e.mac is None or len(e.mac) != 6):
             raise EncodeError(f"format {ffmt} needs a 6-octet MAC", pdu=PDU, field=f"entries[{i}].mac")
         if not fmt.has_mac and e.mac is not None:
@@ -721,43 +743,39 @@ def encode_filter_entries(ffmt: int, entries: tuple[FilterEntry, ...]) -> bytes:
             raise EncodeError(f"format {ffmt} needs a 32-bit GroupID", pdu=PDU, field=f"entries[{i}].group_id")
         if not fmt.has_group and e.group_id is not None:
             raise EncodeError(f"format {ffmt} has no GroupID", pdu=PDU, field=f"entries[{i}].group_id")
-        if fmt == 1:
-            out.append(_W(word))
-        elif fmt == 2:
-            out.append(_MW(e.mac, word))
-        elif fmt == 3:
-            out.append(_GW(e.group_id, word))
-        else:
-            out.append(_GMW(e.group_id, e.mac, word))
-    return b"".join(out)
+    raise EncodeError("entries do not match the filter format", pdu=PDU, field="entries")  # pragma: no cover
 
 
 def encode_vsi_tlv(tlv: VsiTlv) -> bytes:
     """Encode an association TLV."""
-    if tlv.mode not in (1, 2, 3, 4):
-        raise EncodeError(f"mode {tlv.mode} is not 1..4", pdu=PDU, field="mode")
-    if not 0 <= tlv.type_id <= 0xFFFFFF:
-        raise EncodeError(f"VSI Type ID {tlv.type_id} is outside 0..2^24-1", pdu=PDU, field="type_id")
-    _check_byte(tlv.type_version, "type_version")
-    _check_byte(tlv.vsiid_format, "vsiid_format")
-    _check_len(tlv.vsiid, VSIID_LEN, "vsiid")
-    body = encode_filter_entries(tlv.filter_format, tlv.entries)
+    mode, type_id, version, vfmt, vsiid = tlv.mode, tlv.type_id, tlv.type_version, tlv.vsiid_format, tlv.vsiid
+    if not (1 <= mode <= 4 and 0 <= type_id <= 0xFFFFFF and 0 <= version <= 255 and 0 <= vfmt <= 255):
+        if mode not in (1, 2, 3, 4):
+            raise EncodeError(f"mode {mode} is not 1..4", pdu=PDU, field="mode")
+        if not 0 <= type_id <= 0xFFFFFF:
+            raise EncodeError(f"VSI Type ID {type_id} is outside 0..2^24-1", pdu=PDU, field="type_id")
+        _check_byte(version, "type_version")
+        _check_byte(vfmt, "vsiid_format")
+    if len(vsiid) != VSIID_LEN:
+        _check_len(vsiid, VSIID_LEN, "vsiid")
+    entries = tlv.entries
+    body = encode_filter_entries(tlv.filter_format, entries)
     length = ASSOC_FIXED_LEN + len(body)
-    if length > 511 or len(tlv.entries) > 0xFFFF:
+    if length > 511:
         raise EncodeError(
-            f"{len(tlv.entries)} entries make the TLV {length} octets long, more than 511",
+            f"{len(entries)} entries make the TLV {length} octets long, more than 511",
             pdu=PDU,
             field="entries",
         )
     return (
         _ASSOC_PACK(
-            (tlv.mode << 9) | length,
-            (tlv.status.octet << 24) | tlv.type_id,
-            tlv.type_version,
-            tlv.vsiid_format,
-            tlv.vsiid,
+            (mode << 9) | length,
+            (tlv.status.octet << 24) | type_id,
+            version,
+            vfmt,
+            vsiid,
             tlv.filter_format,
-            len(tlv.entries),
+            len(entries),
         )
         + body
     )

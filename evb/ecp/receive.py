@@ -1,0 +1,40 @@
+"""ECP receive state machine (ecp.md §4): acknowledge every request, deliver each once.
+
+lldpad's rule: only a repeat of the immediately preceding sequence number is a duplicate;
+the first request after (re)start is accepted whatever its number. We add one refinement for
+peers that restart (lldpad restarts its sequence at 1, ecp.md §4.3): a retransmission is an
+identical copy, so a request that repeats the last number with *different* content is a new
+ULPDU from a restarted peer and is delivered. ``reset()`` (peer lost, link down) forgets the
+last number.
+"""
+
+from __future__ import annotations
+
+from evb.ecp.wire import Ecpdu
+
+
+class EcpReceiver:
+    def __init__(self) -> None:
+        self.last_seq: int | None = None
+        self._last_ulpdu: object = None
+        self.received = 0
+        self.delivered = 0
+        self.duplicates = 0
+        self.restarts_seen = 0
+
+    def receive(self, pdu: Ecpdu) -> bool:
+        """A request arrived (the caller acknowledges it); True if it must be delivered."""
+        self.received += 1
+        if pdu.seq == self.last_seq:
+            if pdu.ulpdu == self._last_ulpdu:
+                self.duplicates += 1
+                return False
+            self.restarts_seen += 1
+        self.last_seq = pdu.seq
+        self._last_ulpdu = pdu.ulpdu
+        self.delivered += 1
+        return True
+
+    def reset(self) -> None:
+        self.last_seq = None
+        self._last_ulpdu = None
