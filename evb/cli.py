@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=textwrap.dedent(
             """\
             evb: IEEE 802.1Qbg-2012 Edge Virtual Bridging — the EVB TLV, CDCP, ECP and VDP.
-            Decode and check captures, simulate station <-> bridge at scale; more subcommands
-            (station and bridge agents, the conformance suite) arrive as they are built."""
+            Decode and check captures, simulate station <-> bridge at scale, run the station
+            agent on a hypervisor's uplink and the bridge on station-facing ports."""
         ),
         epilog="Run 'evb SUBCOMMAND --help' for the options of each subcommand.",
     )
@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evb.simulate import add_parser as _simulate_parser
 
     _simulate_parser(sub)
+    from evb.cli_agents import add_parsers as _agent_parsers
+
+    _agent_parsers(sub)
     return parser
 
 
@@ -111,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
+        # `evb station` without a command: that group's help
+        chosen = [a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")][:1]
+        if chosen:
+            parser.parse_args([*chosen, "--help"])
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:

@@ -23,21 +23,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from evb.ecp.events import UlpduAbandoned
 from evb.ecp.receive import EcpReceiver
 from evb.ecp.transmit import EcpTransmitter
-from evb.ecp.wire import Ecpdu, EcpOp
+from evb.ecp.wire import MAX_ULPDU_LEN, Ecpdu, EcpOp, decode_ecpdu_prefix
 from evb.errors import DecodeError, LocalProtocolError, NotEvbFrame
-from evb.ethernet import NEAREST_CUSTOMER_BRIDGE
+from evb.ethernet import ETH_P_ECP, NEAREST_CUSTOMER_BRIDGE, decode_ethernet_header
 from evb.events import FrameDropped
 from evb.frame import Frame, build_frame, decode_frame
 from evb.lldp.agent import LldpAgent, LldpTimers
 from evb.lldp.events import EvbLost, EvbNegotiated, LldpEvent, NeighborAged, NeighborRemoved
 from evb.lldp.negotiate import EvbConfig, Operating, Role, converged, local_tlv
 from evb.lldp.wire import ChassisId, ChassisIdSubtype, EvbMode, EvbTlv, Lldpdu, PortId, PortIdSubtype
+from evb.tlv import InvalidTlv
 from evb.vdp.bridge import BridgeTimers, Decision, Policy, VdpBridge, accept_all
 from evb.vdp.events import VdpEvent, VsiKey
 from evb.vdp.station import StationTimers, StationVsi, VdpStation, Vsi
@@ -131,6 +132,7 @@ class Port(ABC):
             return
         except DecodeError as exc:
             self._drop(exc.pdu, exc.field, exc.offset, exc.reason)
+            self._ack_undecodable(data)
             return
         pdu = frame.pdu
         if isinstance(pdu, Ecpdu):
@@ -168,9 +170,18 @@ class Port(ABC):
             self.agent.out.clear()  # nothing can be sent on a down link
             self.peer_tlv = None
             self._evb_update(now, reason="link down")
+            self._vdp_events()  # e.g. the VSIs a bridge released
         else:
             self.agent.restart(now)
             self._after(now)
+
+    def configure_evb(self, evb: EvbConfig, *, now: float) -> None:
+        """The EVB configuration changed (``lldptool -T -V evb``): recompute our TLV and announce it."""
+        if evb.role is not self.role:
+            raise LocalProtocolError(f"a {type(self).__name__} needs an EVB configuration of role {self.role.value}")
+        self.config = replace(self.config, evb=evb)
+        self._evb_update(now, reason="EVB configuration changed")
+        self._after(now)
 
     def shutdown(self, now: float) -> None:
         """Leave: tell the peer to forget us (LLDP TTL 0)."""
@@ -212,6 +223,9 @@ class Port(ABC):
         if frame.dst != NEAREST_CUSTOMER_BRIDGE:
             self.counters.ignored += 1  # other LLDP agents (nearest bridge ...) carry no EVB
             return
+        for bad in pdu.tlvs:
+            if isinstance(bad, InvalidTlv):  # discarded (802.1AB), the rest of the LLDPDU is used
+                self._drop("lldpdu", bad.field, bad.offset, bad.reason)
         neighbor = self.agent.receive(pdu, now)
         self._lldp_events(now)
         if neighbor is not None:
@@ -266,6 +280,8 @@ class Port(ABC):
         # timers already running keep their duration (as lldpad)
         self.ecp_tx.ack_timeout = self.operating.ack_timeout
         self.ecp_tx.max_retries = self.operating.r
+        # an identical copy later than this is a restarted peer's new ULPDU (evb/ecp/receive.py)
+        self.ecp_rx.repeat_window = 2 * self.operating.ack_timeout + 1.0
 
     def _stop(self, reason: str) -> None:
         self.negotiated = False
@@ -293,7 +309,7 @@ class Port(ABC):
             return
         self._emit(pdu.ack())
         self.counters.ecp_acks_sent += 1
-        if not self.ecp_rx.receive(pdu):
+        if not self.ecp_rx.receive(pdu, now):
             return
         if pdu.subtype == PECSP_SUBTYPE:
             self.counters.ecp_pecsp += 1  # acknowledged, content discarded (as lldpad)
@@ -305,6 +321,26 @@ class Port(ABC):
         for bad in ulpdu.invalid:
             self._drop("vdp", bad.field, bad.offset, bad.reason)
         self._vdp_receive(ulpdu, now)
+
+    def _ulpdu_budget(self) -> int:
+        """Octets the VDP TLVs of one ECPDU may take: lldpad's 1493 less the End TLV we append."""
+        return MAX_ULPDU_LEN - 2 if self.config.end_tlv else MAX_ULPDU_LEN
+
+    def _ack_undecodable(self, data: bytes) -> None:
+        """ECP acknowledges a request whose ULPDU does not decode: it checks only version and
+        subtype (ecp.md §4.1, §5), the ULP drops what it cannot read (as lldpad)."""
+        if not self.negotiated:
+            return
+        try:
+            head = decode_ethernet_header(data)
+            if head.ethertype != ETH_P_ECP:
+                return
+            pdu, _ = decode_ecpdu_prefix(data, head.length, decode_ulp=False)
+        except DecodeError:
+            return
+        if pdu.op is EcpOp.REQUEST and pdu.version == 1 and pdu.subtype in (VDP_SUBTYPE, PECSP_SUBTYPE):
+            self._emit(pdu.ack())
+            self.counters.ecp_acks_sent += 1
 
     def _emit(self, pdu: Ecpdu | Lldpdu) -> None:
         frame = build_frame(
@@ -391,9 +427,26 @@ class StationPort(Port):
 
     # commands ------------------------------------------------------------
 
-    def request(self, vsi: Vsi, mode: VdpMode, *, now: float, hints: str = "none") -> None:
-        self.vdp.request(vsi, mode, now=now, hints=hints)
+    def request(self, vsi: Vsi, mode: VdpMode, *, now: float, hints: str = "none", force: bool = False) -> None:
+        self.vdp.request(vsi, mode, now=now, hints=hints, force=force)
         self._after(now)
+
+    def request_many(
+        self, requests: list[tuple[Vsi, VdpMode, str, bool]], *, now: float
+    ) -> list[LocalProtocolError | None]:
+        """Several commands ``(vsi, mode, hints, force)`` queued before anything is sent, so that
+        they share ECPDUs (``request`` one by one would send the first VSI alone). One outcome per
+        command: None, or the ``LocalProtocolError`` that refused it."""
+        outcomes: list[LocalProtocolError | None] = []
+        for vsi, mode, hints, force in requests:
+            try:
+                self.vdp.request(vsi, mode, now=now, hints=hints, force=force)
+            except LocalProtocolError as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        self._after(now)
+        return outcomes
 
     def associate(self, vsi: Vsi, *, now: float, hints: str = "none") -> None:
         self.request(vsi, VdpMode.ASSOC, now=now, hints=hints)
@@ -426,7 +479,7 @@ class StationPort(Port):
         self.vdp.receive(pdu, now)
 
     def _vdp_next(self, now: float) -> tuple[VdpPdu, object] | None:
-        return self.vdp.next_pdu(now)
+        return self.vdp.next_pdu(now, self._ulpdu_budget())
 
     def _vdp_has_pending(self) -> bool:
         return self.vdp.has_pending()
@@ -482,7 +535,7 @@ class BridgePort(Port):
         self.vdp.receive(pdu, now)
 
     def _vdp_next(self, now: float) -> tuple[VdpPdu, object] | None:
-        return self.vdp.next_pdu()
+        return self.vdp.next_pdu(self._ulpdu_budget())
 
     def _vdp_has_pending(self) -> bool:
         return self.vdp.has_pending()

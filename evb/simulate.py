@@ -23,11 +23,10 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from evb.lldp.events import EvbNegotiated
 from evb.lldp.negotiate import EvbConfig, Operating, Role, local_tlv
 from evb.port import BridgePort, Event, Port, PortConfig, StationPort
 from evb.sim import Network
-from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiRejected
+from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey, VsiRejected
 from evb.vdp.station import Vsi
 from evb.vdp.wire import FilterEntry, FilterFormat, VsiidFormat
 
@@ -90,6 +89,14 @@ def _vsi(i: int) -> Vsi:
     )
 
 
+def _index(key: VsiKey) -> int:
+    """The ``i`` of ``_vsi(i)`` from the VSI's key (its VSIID holds ``i + 1``)."""
+    return int.from_bytes(key[2][2:], "big") - 1
+
+
+_WAITING, _ASSOCIATED, _FAILED, _SPURIOUS = range(4)
+
+
 def current_rss() -> int:
     """Resident set size in bytes (Linux /proc; 0 elsewhere)."""
     try:
@@ -131,33 +138,40 @@ def run(params: SimParams, *, progress: Any = None) -> SimResult:
         )
         pairs.append((st, br))
     stations = {id(st) for st, _ in pairs}
-    tally = {"assoc": 0, "failed": 0, "spurious": 0, "negotiated": 0}
+    tally = {"assoc": 0, "failed": 0, "spurious": 0}
+    # each VSI's fate, counted once: a VSI de-associated after its association (by either side,
+    # in any phase: this run never de-associates) is spurious; one that ends before it is failed
+    outcome = bytearray(params.vsis)
     last_assoc = [0.0]
-    holding = [False]
 
     def on_event(port: Port, ev: Event) -> None:
+        if not isinstance(ev, VsiAssociated | VsiRejected | VsiDeassociated):
+            return
+        i = _index(ev.key)
+        state = outcome[i]
         is_station = id(port) in stations
-        if isinstance(ev, VsiAssociated) and is_station:
-            tally["assoc"] += 1
-            last_assoc[0] = net.now
-        elif isinstance(ev, VsiRejected) and is_station:
-            tally["failed"] += 1
-        elif isinstance(ev, VsiDeassociated):
-            if holding[0] or not is_station:
+        if isinstance(ev, VsiAssociated):
+            if is_station and state == _WAITING:
+                outcome[i] = _ASSOCIATED
+                tally["assoc"] += 1
+                last_assoc[0] = net.now
+        elif state == _ASSOCIATED:
+            if isinstance(ev, VsiDeassociated):
+                outcome[i] = _SPURIOUS
                 tally["spurious"] += 1
-            else:
-                tally["failed"] += 1
-        elif isinstance(ev, EvbNegotiated) and is_station:
-            tally["negotiated"] += 1
+        elif state == _WAITING and is_station:
+            outcome[i] = _FAILED
+            tally["failed"] += 1
 
     net.on_event = on_event
     for st, br in pairs:
         net.connect(st, br, delay=params.delay, jitter=params.jitter, loss=params.loss)
-    net.run_until(600.0, stop=lambda: tally["negotiated"] >= params.ports)
+    net.run_until(600.0, stop=lambda: all(st.negotiated and br.negotiated for st, br in pairs))
     t_neg = net.now
     gc.collect()
     rss0 = current_rss()
     t0 = net.now
+    last_assoc[0] = t0  # no VSIs: 0 s to associate them all
     for i in range(params.vsis):
         st = pairs[i % params.ports][0]
         st.associate(_vsi(i), now=t0)
@@ -171,7 +185,7 @@ def run(params: SimParams, *, progress: Any = None) -> SimResult:
 
     def settled() -> bool:
         done = tally["assoc"] + tally["failed"]
-        if progress is not None and done >= next_report[0]:
+        if progress is not None and (done >= next_report[0] or done >= total):
             progress(done, total)
             next_report[0] = done + step
         return done >= total
@@ -180,16 +194,16 @@ def run(params: SimParams, *, progress: Any = None) -> SimResult:
     t_assoc = last_assoc[0] - t0 if tally["assoc"] == total else None
     gc.collect()
     rss1 = current_rss()
-    holding[0] = True
     if params.duration > 0:
-        end = t0 + params.duration
+        hold0 = net.now
+        end = hold0 + params.duration
         chunk = max(1.0, params.duration / 100)
-        t = net.now
+        t = hold0
         while t < end:
             t = min(end, t + chunk)
             net.run_until(t)
             if progress is not None:
-                progress(int(total * (t - t0) / params.duration), total, phase="hold")
+                progress(int(total * (t - hold0) / params.duration), total, phase="hold")
     gc.collect()
     rss2 = current_rss()
     links = net.links
@@ -249,7 +263,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--vsis", type=int, default=1000, help="number of VSIs (default 1000)")
     p.add_argument("--ports", type=int, default=1, help="station/bridge port pairs (default 1)")
-    p.add_argument("--loss", type=float, default=0.0, help="frame loss probability each way, 0..1 (default 0)")
+    p.add_argument("--loss", type=float, default=0.0, help="frame loss probability each way, 0 <= p < 1 (default 0)")
     p.add_argument("--delay-ms", type=float, default=0.1, help="one-way link delay in ms (default 0.1)")
     p.add_argument("--jitter-ms", type=float, default=0.0, help="extra random delay in ms, reorders frames (default 0)")
     p.add_argument("--rte", type=int, default=8, help="ECP retransmission exponent (default 8: 2.56 ms)")

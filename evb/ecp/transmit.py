@@ -19,6 +19,7 @@ import enum
 from typing import Final
 
 from evb.ecp.wire import Ecpdu, EcpOp
+from evb.errors import LocalProtocolError
 from evb.vdp.wire import VdpPdu
 
 Ulpdu = VdpPdu | bytes
@@ -47,7 +48,7 @@ class EcpTransmitter:
         self, *, subtype: int, ack_timeout: float, max_retries: int, first_seq: int = 1, min_gap: float = 0.0
     ) -> None:
         if not 1 <= first_seq <= 0xFFFF:
-            raise ValueError("first_seq must be 1..65535")
+            raise LocalProtocolError(f"first_seq must be 1..65535, not {first_seq}")
         self.state = TxState.IDLE
         self.subtype = subtype
         self.ack_timeout = ack_timeout

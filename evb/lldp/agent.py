@@ -1,10 +1,12 @@
 """LLDP agent for one group address (802.1AB clause 9, simplified to what EVB needs).
 
-Theory of operation. Transmit: an LLDPDU on start, then every ``tx_interval`` seconds; when
-the local information changes (``local_changed``), ``tx_fast_init`` LLDPDUs one
-``fast_interval`` apart, the first at once if transmit credit is left (802.1AB's txCredit:
-at most ``tx_credit_max`` LLDPDUs in a burst, one credit back per second). The TTL sent is
-``tx_interval × tx_hold`` (120 s with the defaults, as lldpad); ``shutdown()`` sends TTL 0.
+Theory of operation. Transmit: an LLDPDU every ``tx_interval`` seconds; on start (and
+``restart``) and when the local information changes (``local_changed``), ``tx_fast_init``
+LLDPDUs one ``fast_interval`` apart first (802.1AB starts fast only for a new neighbor; a start
+is news to the neighbor too, and a lost first LLDPDU then costs a second, not ``tx_interval``),
+the first at once if transmit credit is left (802.1AB's txCredit: at most ``tx_credit_max``
+LLDPDUs in a burst, one credit back per second). The TTL sent is ``tx_interval × tx_hold``
+(120 s with the defaults, as lldpad); ``shutdown()`` sends TTL 0.
 
 Receive: each LLDPDU updates the neighbor of its MSAP (chassis ID + port ID), which ages out
 after its TTL; TTL 0 removes it at once. A new MSAP beyond ``max_neighbors`` is discarded

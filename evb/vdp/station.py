@@ -175,13 +175,18 @@ class VdpStation:
 
     # ------------------------------------------------------------------ commands
 
-    def request(self, vsi: Vsi, mode: VdpMode, *, now: float, hints: str = "none") -> None:
-        """A client command: ``mode`` for ``vsi``. Raises ``LocalProtocolError`` if illegal."""
+    def request(self, vsi: Vsi, mode: VdpMode, *, now: float, hints: str = "none", force: bool = False) -> None:
+        """A client command: ``mode`` for ``vsi``. Raises ``LocalProtocolError`` if illegal.
+
+        ``force`` sends a De-Associate for a VSI this station does not know (an agent restarted
+        with a de-associate still owed, from its persisted state)."""
         key = vsi.key
         rec = self.vsis.get(key)
         current = rec.requested if rec is not None else None
         if rec is not None and rec.state is StState.DEASSOCIATING and mode is not VdpMode.DEASSOC:
             current = None  # going away: the new request follows once it is gone
+        if force and rec is None and mode is VdpMode.DEASSOC:
+            current = VdpMode.ASSOC
         if current not in _ALLOWED[mode]:
             what = "an unknown VSI" if current is None else f"a VSI in {current.label}"
             raise LocalProtocolError(f"{mode.label} is not allowed for {what} (vdp.md §11)")
@@ -266,8 +271,9 @@ class VdpStation:
                     continue
                 tlvs.append(rec.request_tlv())
                 sent.append(rec)
-                rec.deadline = now + resp_wait
-                self._timers.arm(rec)
+                if rec.deadline is None:  # a re-send after ECP gave up keeps its respWaitDelay running
+                    rec.deadline = now + resp_wait
+                    self._timers.arm(rec)
                 if rec.state is StState.KEEPALIVE:
                     self.counters.keepalives_sent += 1
                 else:
@@ -440,7 +446,7 @@ class VdpStation:
                 rec.state = StState.KEEPALIVE
                 rec.deadline = None
                 self._enqueue(rec)
-            elif rec.state in _WAITING and not rec.queued:
+            elif rec.state in _WAITING:  # queued again after ECP gave up, or sent: no answer in time
                 rec.deadline = None
                 self._end(rec, now, VsiDeassociated(key=rec.vsi.key, reason="timeout"))
 

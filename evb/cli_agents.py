@@ -1,0 +1,436 @@
+"""Subcommands of the live agents: ``evb station``, ``evb bridge``, ``evb vsi``, ``evb status``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from evb.control import ControlError, ErrorCode
+from evb.control_client import ConnectError, call
+from evb.settings import DEFAULT_BRIDGE_SOCKET, ConfigError, default_station_socket, load_bridge, load_station
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NO_DAEMON = 0, 1, 2, 3
+_F = argparse.RawDescriptionHelpFormatter
+_EXIT = textwrap.dedent(
+    """\
+    exit status: 0 success; 1 the bridge refused, or no answer in time; 2 bad usage or
+    input; 3 no daemon listens on the control socket."""
+)
+
+
+def _log_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="console on a terminal, JSON lines otherwise (default auto)",
+    )
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+
+
+def _socket_args(p: argparse.ArgumentParser, *, bridge_ok: bool = True) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--iface", metavar="IF", help="the station agent of this interface")
+    if bridge_ok:
+        g.add_argument("--bridge", action="store_true", help=f"the bridge agent ({DEFAULT_BRIDGE_SOCKET})")
+    g.add_argument("--socket", metavar="PATH", help="a control socket path")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def add_parsers(sub: Any) -> None:
+    # ---------------------------------------------------------------- station
+    st = sub.add_parser(
+        "station",
+        help="the station (hypervisor) agent",
+        formatter_class=_F,
+        description="The EVB station agent: LLDP/EVB, ECP and VDP on one uplink.",
+    )
+    sts = st.add_subparsers(dest="station_cmd", metavar="COMMAND")
+    run = sts.add_parser(
+        "run",
+        formatter_class=_F,
+        help="run the station agent on an interface",
+        description=textwrap.dedent(
+            """\
+            Run the station agent on IF until SIGTERM/SIGINT. It advertises the EVB TLV
+            (requesting reflective relay unless [evb] rrreq = false), negotiates R/RTE/RWD/RKA
+            with the bridge, and associates the VSIs asked for through the control socket
+            (`evb vsi ...`). The VSIs wanted are kept in a state file, so a restart
+            re-requests them, and a de-associate issued while the bridge is away is sent
+            when it is back. Needs root (raw sockets)."""
+        ),
+        epilog="example:\n  evb station run --iface eth0 --config /etc/evb/station.toml\n\n" + _EXIT,
+    )
+    run.add_argument("--iface", metavar="IF", help="the uplink to the adjacent bridge")
+    run.add_argument("--config", metavar="FILE", help="station.toml (see README)")
+    run.add_argument("--socket", metavar="PATH", help="control socket (default /run/evb/station-IF.sock)")
+    run.add_argument("--state", metavar="PATH", help="desired-state file (default next to the config)")
+    _log_args(run)
+    run.set_defaults(func=cmd_station_run)
+
+    # ---------------------------------------------------------------- bridge
+    br = sub.add_parser(
+        "bridge",
+        help="the emulated adjacent bridge",
+        formatter_class=_F,
+        description="The EVB bridge: LLDP/EVB, ECP and VDP on N station-facing ports.",
+    )
+    brs = br.add_subparsers(dest="bridge_cmd", metavar="COMMAND")
+    brun = brs.add_parser(
+        "run",
+        formatter_class=_F,
+        help="run the bridge on one or more ports",
+        description=textwrap.dedent(
+            """\
+            Run the bridge side of LLDP/EVB/ECP/VDP on each --port until SIGTERM/SIGINT,
+            offering reflective relay (unless [evb] rrcap = false) and admitting VSIs through
+            the policy (accept-all by default). Needs root (raw sockets)."""
+        ),
+        epilog="example:\n  evb bridge run --port veth1 --port veth2\n\n" + _EXIT,
+    )
+    brun.add_argument("--port", action="append", metavar="IF", help="a station-facing port (repeatable)")
+    brun.add_argument("--config", metavar="FILE", help="bridge.toml (see README)")
+    brun.add_argument("--policy", metavar="FILE", help="VSI type database (policy.toml); default: accept all")
+    brun.add_argument("--socket", metavar="PATH", help=f"control socket (default {DEFAULT_BRIDGE_SOCKET})")
+    _log_args(brun)
+    brun.set_defaults(func=cmd_bridge_run)
+    bst = brs.add_parser(
+        "status", help="negotiated EVB values, counters, VSIs per port", formatter_class=_F, epilog=_EXIT
+    )
+    bst.add_argument("--socket", metavar="PATH", default=DEFAULT_BRIDGE_SOCKET)
+    bst.add_argument("--json", action="store_true", help="print JSON")
+    bst.set_defaults(func=cmd_bridge_status)
+
+    # ---------------------------------------------------------------- vsi
+    vsi = sub.add_parser(
+        "vsi",
+        help="ask for, list and show VSIs",
+        formatter_class=_F,
+        description="VSI commands, sent to a running agent's control socket.",
+    )
+    vs = vsi.add_subparsers(dest="vsi_cmd", metavar="COMMAND")
+    for mode, what in (
+        ("assoc", "associate"),
+        ("preassoc", "pre-associate"),
+        ("preassoc-rr", "pre-associate with resource reservation"),
+        ("deassoc", "de-associate"),
+    ):
+        p = vs.add_parser(
+            mode,
+            formatter_class=_F,
+            help=f"{what} a VSI (or many, --from-file)",
+            description=textwrap.dedent(
+                f"""\
+                Ask the station agent of --iface to {what} a VSI. --filter takes vdptool's
+                notation: VID (format 1), VID-MAC (2), VID--GROUP (3), VID-MAC-GROUP (4); VID 0
+                asks the bridge to choose; a VID word above 4095 carries PS and PCP in its top
+                nibble (0xd00d = PS 1, PCP 5, VID 13). With --wait the bridge's answer is
+                printed (the VID/PCP it chose for wildcard entries too) and a refusal exits 1
+                with the status code and its meaning."""
+            ),
+            epilog=textwrap.dedent(
+                f"""\
+                examples:
+                  evb vsi {mode} --iface eth0 --uuid 5a0f1c2e-0001-4d3c-8e21-0a0000000001 \\
+                      --type-id 5 --type-version 4 --manager-id labmgr --filter 10-02:00:00:00:01:01 --wait
+                  evb vsi {mode} --iface eth0 --from-file vsis.toml
+
+                vsis.toml: [[vsi]] tables with uuid, type_id, type_version, manager_id,
+                filters = ["10-02:00:00:00:01:01"], and optional format and hints.
+
+                """
+            )
+            + _EXIT,
+        )
+        p.add_argument("--iface", metavar="IF", help="the station agent's interface")
+        p.add_argument("--socket", metavar="PATH", help="a control socket path (instead of --iface)")
+        p.add_argument("--uuid", help="the VSIID (in the notation of --format)")
+        p.add_argument("--type-id", type=int, help="VSI Type ID, 0..16777215")
+        p.add_argument("--type-version", type=int, help="VSI Type Version, 0..255")
+        p.add_argument("--manager-id", help="VSI Manager ID: a name (≤ 16 ASCII) or a UUID")
+        p.add_argument("--filter", action="append", default=[], metavar="VID[-MAC[-GROUP]]", help="repeatable")
+        p.add_argument(
+            "--format",
+            choices=("uuid", "mac", "ipv4", "ipv6", "local"),
+            default="uuid",
+            help="VSIID format (default uuid)",
+        )
+        p.add_argument("--hints", choices=("none", "to", "from"), default="none", help="migration hints")
+        p.add_argument("--wait", action="store_true", help="wait for the bridge's answer")
+        p.add_argument("--from-file", metavar="FILE", help="many VSIs from a TOML file (waits for all)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_vsi_request, mode=mode)
+    ls = vs.add_parser("list", help="VSIs of an agent", formatter_class=_F, epilog=_EXIT)
+    _socket_args(ls)
+    ls.set_defaults(func=cmd_vsi_list)
+    sh = vs.add_parser("show", help="one VSI in detail", formatter_class=_F, epilog=_EXIT)
+    sh.add_argument("uuid", help="the VSIID or a part of it")
+    _socket_args(sh)
+    sh.set_defaults(func=cmd_vsi_show)
+
+    # ---------------------------------------------------------------- status
+    stt = sub.add_parser(
+        "status", help="EVB negotiated values, RR, ECP counters, VSIs by state", formatter_class=_F, epilog=_EXIT
+    )
+    _socket_args(stt)
+    stt.set_defaults(func=cmd_status)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _socket(args: argparse.Namespace) -> str:
+    if getattr(args, "socket", None):
+        return str(args.socket)
+    if getattr(args, "bridge", False):
+        return DEFAULT_BRIDGE_SOCKET
+    if getattr(args, "iface", None):
+        return default_station_socket(args.iface)
+    raise ConfigError(None, "", "say which agent: --iface IF, --bridge or --socket PATH")
+
+
+def _call(args: argparse.Namespace, cmd: str, payload: dict[str, Any] | None = None, **kw: Any) -> Any:
+    return call(_socket(args), cmd, payload, **kw)
+
+
+def _run_client(fn: Any, args: argparse.Namespace) -> int:
+    try:
+        return int(fn(args))
+    except ConfigError as exc:
+        print(f"evb: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConnectError as exc:
+        print(f"evb: {exc}", file=sys.stderr)
+        return EXIT_NO_DAEMON
+    except ControlError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "error": exc.to_json()}))
+        print(f"evb: {exc.message}", file=sys.stderr)
+        return (
+            EXIT_USAGE
+            if exc.code in (ErrorCode.BAD_REQUEST, ErrorCode.NOT_ALLOWED, ErrorCode.NOT_FOUND)
+            else EXIT_PROBLEM
+        )
+
+
+def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    text = [[str(r.get(c, "") if r.get(c) is not None else "-") for c in cols] for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in text)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)) for t in text]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- daemons
+
+
+def cmd_station_run(args: argparse.Namespace) -> int:
+    from evb.logconfig import configure
+    from evb.station_agent.daemon import main_run
+
+    try:
+        settings = load_station(args.config, iface=args.iface, socket=args.socket, state=args.state)
+    except ConfigError as exc:
+        print(f"evb station run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure(args.log_format, args.log_level)
+    try:
+        return main_run(settings)
+    except ControlError as exc:
+        print(f"evb station run: {exc.message}", file=sys.stderr)
+        return EXIT_PROBLEM
+
+
+def cmd_bridge_run(args: argparse.Namespace) -> int:
+    from evb.logconfig import configure
+    from evb.vepa_bridge.daemon import main_run
+
+    try:
+        settings = load_bridge(args.config, ports=args.port, socket=args.socket, policy=args.policy)
+    except ConfigError as exc:
+        print(f"evb bridge run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if settings.policy:
+        print("evb bridge run: --policy files come with the VSI type database (not built yet)", file=sys.stderr)
+        return EXIT_USAGE
+    configure(args.log_format, args.log_level)
+    try:
+        return main_run(settings)
+    except ControlError as exc:
+        print(f"evb bridge run: {exc.message}", file=sys.stderr)
+        return EXIT_PROBLEM
+
+
+# --------------------------------------------------------------------------- clients
+
+
+def _vsi_args(args: argparse.Namespace) -> dict[str, Any]:
+    missing = [
+        o
+        for o, v in (
+            ("--uuid", args.uuid),
+            ("--type-id", args.type_id),
+            ("--type-version", args.type_version),
+            ("--manager-id", args.manager_id),
+        )
+        if v is None
+    ]
+    if not args.filter:
+        missing.append("--filter")
+    if missing:
+        raise ConfigError(None, "", f"missing {', '.join(missing)} (or use --from-file)")
+    return {
+        "uuid": args.uuid,
+        "type_id": args.type_id,
+        "type_version": args.type_version,
+        "manager_id": args.manager_id,
+        "filters": args.filter,
+        "format": args.format,
+        "hints": args.hints,
+    }
+
+
+def _load_vsis_file(path: str) -> list[dict[str, Any]]:
+    try:
+        doc = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML ({exc})") from None
+    items = doc.get("vsi")
+    if not isinstance(items, list) or not items:
+        raise ConfigError(path, "vsi", "no [[vsi]] tables")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ConfigError(path, f"vsi[{i}]", "must be a table")
+        unknown = set(item) - {"uuid", "type_id", "type_version", "manager_id", "filters", "format", "hints"}
+        if unknown:
+            raise ConfigError(path, f"vsi[{i}]", f"unknown keys {sorted(unknown)}")
+        out.append(dict(item))
+    return out
+
+
+def cmd_vsi_request(args: argparse.Namespace) -> int:
+    def go(args: argparse.Namespace) -> int:
+        if not args.iface and not args.socket:
+            raise ConfigError(None, "", "--iface IF (or --socket PATH) is needed")
+        if args.from_file:
+            from evb.progress import Progress
+
+            vsis = _load_vsis_file(args.from_file)
+            bar = Progress(f"{args.mode} {len(vsis)} VSIs", total=len(vsis))
+            result = _call(
+                args,
+                "vsi.bulk",
+                {"mode": args.mode, "vsis": vsis, "wait": True},
+                timeout=None,
+                on_notify=lambda n: bar.update(int(n.get("done", 0))),
+            )
+            bar.close()
+            if args.json:
+                print(json.dumps(result))
+            else:
+                print(f"{result['requested']} requested, {result['ok']} answered ok, {result['failed']} failed")
+                for e in result.get("errors", []):
+                    print(f"  {e['vsi']}: {e['error']}")
+            return EXIT_OK if result["failed"] == 0 and not result.get("errors") else EXIT_PROBLEM
+        payload = _vsi_args(args) | {"mode": args.mode, "wait": args.wait}
+        result = _call(args, "vsi.request", payload, timeout=None if args.wait else 30)
+        if args.json:
+            print(json.dumps({"ok": True, "result": result}))
+        elif args.wait:
+            filters = ", ".join(" ".join(f"{k}={v}" for k, v in f.items()) for f in result.get("filters", []))
+            print(f"{result['vsi']}: {result['mode']}" + (f" [{filters}]" if filters else ""))
+        else:
+            print(f"{result['vsi']}: {result['queued']} requested")
+        return EXIT_OK
+
+    return _run_client(go, args)
+
+
+def cmd_vsi_list(args: argparse.Namespace) -> int:
+    def go(args: argparse.Namespace) -> int:
+        rows = _call(args, "vsi.list")
+        if args.json:
+            print(json.dumps(rows))
+            return EXIT_OK
+        cols = (
+            ["port", "vsi", "mode", "type_id", "filters", "expires_in"]
+            if rows and "port" in rows[0]
+            else ["vsi", "wanted", "state", "confirmed", "filters", "last"]
+        )
+        for r in rows:
+            if isinstance(r.get("filters"), list) and r["filters"] and isinstance(r["filters"][0], dict):
+                r["filters"] = ",".join(
+                    "-".join(str(x) for x in (f["vid"], f.get("mac"), f.get("group")) if x is not None)
+                    for f in r["filters"]
+                )
+            elif isinstance(r.get("filters"), list):
+                r["filters"] = ",".join(r["filters"])
+        print(_table(rows, cols))
+        return EXIT_OK
+
+    return _run_client(go, args)
+
+
+def cmd_vsi_show(args: argparse.Namespace) -> int:
+    def go(args: argparse.Namespace) -> int:
+        rows = _call(args, "vsi.show", {"uuid": args.uuid})
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            for r in rows:
+                for k, v in r.items():
+                    print(f"{k:>14}: {v}")
+                print()
+        return EXIT_OK
+
+    return _run_client(go, args)
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    evb = st["evb"]
+    print(f"{st['ifname']} ({st['role']}, {st['mac']}), link {'up' if st['link_up'] else 'down'}")
+    state = "negotiated" if evb["negotiated"] else ("peer seen, not converged" if evb["peer_seen"] else "no EVB peer")
+    print(
+        f"  EVB: {state}; R={evb['r']} RTE={evb['rte']} RWD={evb['rwd']} RKA={evb['rka']}; "
+        f"reflective relay {'on' if evb['reflective_relay'] else 'off'}; group IDs "
+        f"{'usable' if evb['group_ids'] else 'not usable'}"
+    )
+    e = st["ecp"]
+    print(
+        f"  ECP: sent {e['sent']} (retransmitted {e['retransmissions']}, abandoned {e['abandoned']}), "
+        f"received {e['received']} (duplicates {e['duplicates']})"
+    )
+    f = st["frames"]
+    print(f"  frames: in {f['frames_in']}, out {f['frames_out']}, dropped {f['dropped']}, ignored {f['ignored']}")
+    by = st.get("vsis_by_state") or st.get("vsis_by_mode") or {}
+    print("  VSIs: " + (", ".join(f"{k} {v}" for k, v in sorted(by.items())) or "none"))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    def go(args: argparse.Namespace) -> int:
+        st = _call(args, "status")
+        if args.json:
+            print(json.dumps(st))
+        elif "ports" in st:
+            for p in st["ports"]:
+                _print_status(p)
+        else:
+            _print_status(st)
+        return EXIT_OK
+
+    return _run_client(go, args)
+
+
+def cmd_bridge_status(args: argparse.Namespace) -> int:
+    args.bridge, args.iface = True, None
+    return cmd_status(args)

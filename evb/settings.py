@@ -1,0 +1,212 @@
+"""TOML configuration of the agents, checked key by key (file, line and key in every error).
+
+Station (``station.toml``)::
+
+    [station]
+    iface = "eth0"
+    socket = "/run/evb/station-eth0.sock"     # control socket (default shown)
+    state = "/var/lib/evb/station-eth0.json"  # desired VSI state (default: next to the config)
+
+    [evb]                  # what this side proposes (lldpad's tlvid0080c20d keys)
+    rrreq = true           # request reflective relay
+    gid = false            # group IDs (SGID)
+    retries = 3            # R
+    rte = 8                # ECP retransmission exponent
+    rwd = 20               # resource-wait-delay exponent
+    rka = 20               # keep-alive exponent
+
+    [vdp]
+    min_gap_ms = 3.0       # pacing between new ECPDUs (lldpad needs ≥ 3)
+    max_per_pdu = 0        # VSI TLVs per ECPDU, 0 = as many as fit
+    end_tlv = true
+
+Bridge (``bridge.toml``): ``[bridge] ports = ["eth1", ...]``, ``socket``, and ``[evb]`` with
+``rrcap`` instead of ``rrreq``; ``[vdp]`` adds ``max_vsis``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evb.errors import EvbError
+
+
+class ConfigError(EvbError):
+    def __init__(self, path: str | Path | None, key: str, message: str, line: int | None = None) -> None:
+        where = f"{path}" if path else "command line"
+        if line:
+            where += f":{line}"
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+        self.path, self.key, self.line, self.message = path, key, line, message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvbSettings:
+    rr: bool = True  #: station: RRREQ; bridge: RRCAP
+    gid: bool = False
+    retries: int = 3
+    rte: int = 8
+    rwd: int = 20
+    rka: int = 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VdpSettings:
+    min_gap_ms: float = 3.0
+    max_per_pdu: int = 0
+    end_tlv: bool = True
+    max_vsis: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StationSettings:
+    iface: str
+    socket: str
+    state: str
+    evb: EvbSettings = field(default_factory=EvbSettings)
+    vdp: VdpSettings = field(default_factory=VdpSettings)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeSettings:
+    ports: tuple[str, ...]
+    socket: str
+    policy: str | None = None
+    evb: EvbSettings = field(default_factory=EvbSettings)
+    vdp: VdpSettings = field(default_factory=VdpSettings)
+
+
+def default_station_socket(iface: str) -> str:
+    return f"/run/evb/station-{iface}.sock"
+
+
+DEFAULT_BRIDGE_SOCKET = "/run/evb/bridge.sock"
+
+
+class _Reader:
+    """Typed access to a parsed TOML document that names file, line and key on error."""
+
+    def __init__(self, path: Path | None, text: str) -> None:
+        self.path = path
+        self.text = text
+        try:
+            self.doc: dict[str, Any] = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            m = re.search(r"line (\d+)", str(exc))
+            raise ConfigError(path, "", f"not valid TOML ({exc})", int(m.group(1)) if m else None) from None
+
+    def line_of(self, table: str, key: str) -> int | None:
+        section = None
+        for n, line in enumerate(self.text.splitlines(), 1):
+            s = line.strip()
+            if s.startswith("["):
+                section = s.strip("[] ")
+            elif section == table and re.match(rf"{re.escape(key)}\s*=", s):
+                return n
+        return None
+
+    def table(self, name: str, known: set[str]) -> dict[str, Any]:
+        t = self.doc.get(name, {})
+        if not isinstance(t, dict):
+            raise ConfigError(self.path, name, "must be a table")
+        for key in t:
+            if key not in known:
+                raise ConfigError(
+                    self.path,
+                    f"{name}.{key}",
+                    f"unknown key (known: {', '.join(sorted(known))})",
+                    self.line_of(name, key),
+                )
+        return t
+
+    def get(
+        self, table: dict[str, Any], tname: str, key: str, kind: type, default: Any, lo: Any = None, hi: Any = None
+    ) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ConfigError(
+                self.path, f"{tname}.{key}", f"must be {kind.__name__}, not {value!r}", self.line_of(tname, key)
+            )
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(self.path, f"{tname}.{key}", f"{value} is outside {lo}..{hi}", self.line_of(tname, key))
+        return value
+
+
+def _evb(r: _Reader, rr_key: str) -> EvbSettings:
+    t = r.table("evb", {rr_key, "gid", "retries", "rte", "rwd", "rka"})
+    return EvbSettings(
+        rr=r.get(t, "evb", rr_key, bool, True),
+        gid=r.get(t, "evb", "gid", bool, False),
+        retries=r.get(t, "evb", "retries", int, 3, 0, 7),
+        rte=r.get(t, "evb", "rte", int, 8, 0, 31),
+        rwd=r.get(t, "evb", "rwd", int, 20, 0, 31),
+        rka=r.get(t, "evb", "rka", int, 20, 0, 31),
+    )
+
+
+def _vdp(r: _Reader, bridge: bool) -> VdpSettings:
+    known = {"min_gap_ms", "max_per_pdu", "end_tlv"} | ({"max_vsis"} if bridge else set())
+    t = r.table("vdp", known)
+    return VdpSettings(
+        min_gap_ms=r.get(t, "vdp", "min_gap_ms", float, 3.0, 0.0, 10_000.0),
+        max_per_pdu=r.get(t, "vdp", "max_per_pdu", int, 0, 0, 1000),
+        end_tlv=r.get(t, "vdp", "end_tlv", bool, True),
+        max_vsis=r.get(t, "vdp", "max_vsis", int, 0, 0, 10_000_000) if bridge else 0,
+    )
+
+
+def _read(path: str | Path | None) -> _Reader:
+    if path is None:
+        return _Reader(None, "")
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(p, "", f"cannot read ({exc.strerror})") from None
+    return _Reader(p, text)
+
+
+def load_station(
+    path: str | Path | None, *, iface: str | None = None, socket: str | None = None, state: str | None = None
+) -> StationSettings:
+    r = _read(path)
+    t = r.table("station", {"iface", "socket", "state"})
+    name = iface or r.get(t, "station", "iface", str, None)
+    if not name:
+        raise ConfigError(path, "station.iface", "no interface: give --iface or station.iface")
+    if iface and t.get("iface") not in (None, iface):
+        raise ConfigError(path, "station.iface", f"says {t['iface']!r} but --iface says {iface!r}")
+    state_default = str(Path(path).with_suffix(f".{name}.state.json")) if path else f"/var/lib/evb/station-{name}.json"
+    return StationSettings(
+        iface=name,
+        socket=socket or r.get(t, "station", "socket", str, default_station_socket(name)),
+        state=state or r.get(t, "station", "state", str, state_default),
+        evb=_evb(r, "rrreq"),
+        vdp=_vdp(r, bridge=False),
+    )
+
+
+def load_bridge(
+    path: str | Path | None, *, ports: list[str] | None = None, socket: str | None = None, policy: str | None = None
+) -> BridgeSettings:
+    r = _read(path)
+    t = r.table("bridge", {"ports", "socket", "policy"})
+    names = ports or r.get(t, "bridge", "ports", list, [])
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(path, "bridge.ports", "no ports: give --port IF (repeatable) or bridge.ports = [...]")
+    return BridgeSettings(
+        ports=tuple(names),
+        socket=socket or r.get(t, "bridge", "socket", str, DEFAULT_BRIDGE_SOCKET),
+        policy=policy or r.get(t, "bridge", "policy", str, None),
+        evb=_evb(r, "rrcap"),
+        vdp=_vdp(r, bridge=True),
+    )

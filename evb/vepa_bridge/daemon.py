@@ -1,0 +1,204 @@
+"""``evb bridge run``: the emulated adjacent bridge's control plane on N ports (asyncio root).
+
+One ``BridgePort`` per interface, each run by a ``PortDriver``; reflective relay capability is
+advertised on every port (``[evb] rrcap``). VDP admission goes through a policy callback
+(accept-all by default); associations and releases are handed to a data plane through the
+``DataPlane`` hooks, the seam where the kernel/emulated forwarding of the VEPA bridge plugs in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import structlog
+
+from evb.aio.control_server import ControlServer, Notify
+from evb.aio.driver import PortDriver
+from evb.aio.rawsock import RawLink
+from evb.control import MODE_NAMES, ControlError, ErrorCode, entry_json, key_text
+from evb.lldp.events import EvbLost, EvbNegotiated
+from evb.lldp.negotiate import EvbConfig, Role
+from evb.port import BridgePort, Event, Port, PortConfig
+from evb.settings import BridgeSettings
+from evb.station_agent.daemon import dataclass_dict, port_status
+from evb.vdp.bridge import Policy, accept_all
+from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey
+from evb.vdp.wire import FilterEntry, VdpMode
+
+
+class DataPlane(Protocol):
+    """What the bridge's forwarding needs to hear from the control plane."""
+
+    def port_up(self, ifname: str, *, reflective_relay: bool) -> None: ...
+
+    def port_down(self, ifname: str) -> None: ...
+
+    def associate(self, ifname: str, key: VsiKey, mode: VdpMode, entries: tuple[FilterEntry, ...]) -> None: ...
+
+    def deassociate(self, ifname: str, key: VsiKey) -> None: ...
+
+
+class LogOnlyDataPlane:
+    """No forwarding yet: records what it is told (``evb bridge status`` shows it)."""
+
+    def __init__(self) -> None:
+        self.ports: dict[str, bool] = {}
+        self.vsis: dict[tuple[str, VsiKey], tuple[VdpMode, tuple[FilterEntry, ...]]] = {}
+
+    def port_up(self, ifname: str, *, reflective_relay: bool) -> None:
+        self.ports[ifname] = reflective_relay
+
+    def port_down(self, ifname: str) -> None:
+        self.ports.pop(ifname, None)
+        for k in [k for k in self.vsis if k[0] == ifname]:
+            del self.vsis[k]
+
+    def associate(self, ifname: str, key: VsiKey, mode: VdpMode, entries: tuple[FilterEntry, ...]) -> None:
+        self.vsis[(ifname, key)] = (mode, entries)
+
+    def deassociate(self, ifname: str, key: VsiKey) -> None:
+        self.vsis.pop((ifname, key), None)
+
+
+class BridgeAgent:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        *,
+        policy: Policy = accept_all,
+        dataplane: DataPlane | None = None,
+        log: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.dataplane: DataPlane = dataplane or LogOnlyDataPlane()
+        self.log = (log or structlog.get_logger()).bind(role="bridge")
+        self.drivers: dict[str, PortDriver] = {}
+        self.server: ControlServer | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        evb = EvbConfig(
+            role=Role.BRIDGE,
+            rrcap=s.evb.rr,
+            gid=s.evb.gid,
+            r=s.evb.retries,
+            rte=s.evb.rte,
+            rwd=s.evb.rwd,
+            rka=s.evb.rka,
+        )
+        for ifname in s.ports:
+            try:
+                link = RawLink(ifname)
+                mac = link.mac
+                link.close()
+            except OSError as exc:
+                raise ControlError(ErrorCode.INTERNAL, f"cannot open port {ifname}: {exc}") from None
+            config = PortConfig(
+                mac=mac,
+                evb=evb,
+                min_gap=s.vdp.min_gap_ms / 1000,
+                max_per_pdu=s.vdp.max_per_pdu,
+                end_tlv=s.vdp.end_tlv,
+                max_vsis=s.vdp.max_vsis,
+                first_seq=random.randrange(1, 0x10000),
+            )
+            port = BridgePort(config, now=loop.time(), policy=self.policy)
+            driver = PortDriver(port, ifname, self.log.bind(ifname=ifname))
+            driver.listeners.append(self._listener(ifname))
+            self.drivers[ifname] = driver
+            driver.start()
+        self.server = ControlServer(s.socket, self._handlers(), self.log)
+        await self.server.start()
+
+    async def run(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        self.log.info("bridge.running", ports=list(self.settings.ports), socket=self.settings.socket)
+        await self._stop.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+        for driver in self.drivers.values():
+            driver.stop()
+        self.log.info("bridge.stopped")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _listener(self, ifname: str) -> Callable[[Port, Event], None]:
+        def listener(port: Port, ev: Event) -> None:
+            self._on_event(ifname, port, ev)
+
+        return listener
+
+    def _on_event(self, ifname: str, port: Port, ev: Event) -> None:
+        if isinstance(ev, VsiAssociated):
+            self.dataplane.associate(ifname, ev.key, ev.mode, ev.entries)
+        elif isinstance(ev, VsiDeassociated):
+            self.dataplane.deassociate(ifname, ev.key)
+        elif isinstance(ev, EvbNegotiated):
+            self.dataplane.port_up(ifname, reflective_relay=ev.rr)
+        elif isinstance(ev, EvbLost):
+            self.dataplane.port_down(ifname)
+
+    # ------------------------------------------------------------------ control API
+
+    def _handlers(self) -> dict[str, Any]:
+        return {"status": self.api_status, "vsi.list": self.api_list, "vsi.show": self.api_show}
+
+    async def api_status(self, args: dict[str, Any], notify: Notify) -> Any:
+        ports = []
+        for ifname, d in self.drivers.items():
+            port = d.port
+            assert isinstance(port, BridgePort)
+            ports.append(
+                port_status(port, ifname)
+                | {"vsis_by_mode": port.vdp.mode_counts(), "vdp": dataclass_dict(port.vdp.counters)}
+            )
+        return {"ports": ports}
+
+    async def api_list(self, args: dict[str, Any], notify: Notify) -> Any:
+        rows = []
+        for ifname, d in self.drivers.items():
+            port = d.port
+            assert isinstance(port, BridgePort)
+            for key, rec in port.vdp.vsis.items():
+                answer = rec.answer
+                rows.append(
+                    {
+                        "port": ifname,
+                        "vsi": key_text(key),
+                        "mode": MODE_NAMES[rec.mode] if rec.mode else "pending",
+                        "type_id": answer.type_id if answer else None,
+                        "type_version": answer.type_version if answer else None,
+                        "filters": [entry_json(e) for e in answer.entries] if answer else [],
+                        "expires_in": None if rec.deadline is None else round(rec.deadline - d.loop.time(), 3),
+                    }
+                )
+        return rows
+
+    async def api_show(self, args: dict[str, Any], notify: Notify) -> Any:
+        text = str(args.get("uuid", "")).lower()
+        rows = [r for r in await self.api_list(args, notify) if text and text in r["vsi"].lower()]
+        if not rows:
+            raise ControlError(ErrorCode.NOT_FOUND, f"no VSI matching {text!r}")
+        return rows
+
+
+def main_run(settings: BridgeSettings, policy: Policy = accept_all) -> int:
+    agent = BridgeAgent(settings, policy=policy)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(agent.run())
+    return 0
