@@ -275,10 +275,11 @@ def test_unacknowledged_request_ends_after_resp_wait_delay() -> None:
     t_end = next(t for t, _, ev in p.events if isinstance(ev, VsiDeassociated))
     assert t_end == pytest.approx(p.t0 + rwd, abs=1e-9)
     assert p.of("station", VsiAssociated) == [] and p.of("bridge", VsiAssociated) == []
-    # re-sent all along (one ECPDU every 2.56 ms), nothing after the last ECPDU's 4 sends
-    assert sent[0] == p.t0 and len(sent) >= int(rwd / 0.00256) - 4
-    assert max(sent) < t_end + 4 * 0.00256
-    assert p.st.vdp.counters.resent_after_abandon > 1000
+    # queued again RESEND_LIMIT (3) times after ECP gave up, each time 1 + R = 4 sends 2.56 ms
+    # apart, then silence until respWaitDelay ends the VSI: a silent peer is not flooded
+    assert sent[0] == p.t0 and len(sent) == (1 + 3) * (1 + 3)
+    assert [round((t - p.t0) / 0.00256, 6) for t in sent] == [float(i) for i in range(16)]
+    assert p.st.vdp.counters.resent_after_abandon == 3
 
 
 # --------------------------------------------------------------------------- scale

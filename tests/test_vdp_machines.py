@@ -314,7 +314,7 @@ def test_bridge_keepalive_timeout_as_lldpad_then_resends() -> None:
     """vdp-bridge-deassoc-kato.pcap: the station falls silent after the association. Our bridge sends
     the same unsolicited De-Associate (status 0x00) as lldpad (frame 11), exactly toutKeepAlive after
     its answer, and retransmits it 3 times 2.56 ms apart like lldpad (frames 12-14). Then we differ:
-    lldpad gives up; our bridge queues the undelivered answer again, up to 8 more times (bridge.py,
+    lldpad gives up; our bridge queues the undelivered answer again, up to 3 more times (bridge.py,
     README "ECP gives up"), each time under a new sequence number. The overdue keep-alive of the
     thawed station (frame 18) then creates the VSI anew, answered as lldpad does (frame 23)."""
     name = "vdp-bridge-deassoc-kato.pcap"
@@ -334,10 +334,10 @@ def test_bridge_keepalive_timeout_as_lldpad_then_resends() -> None:
     # lldpad: 15.755970 s between its answer and frame 11 (toutKeepAlive plus its own latency)
     assert answers[1].usec - answers[0].usec == pytest.approx(TOUT_KEEPALIVE * 1e6, abs=1000)
     resent = reqs[5:]
-    assert len(resent) == 8 * 4
-    assert [ecp(d).seq for _, d in resent] == [s for s in range(3, 11) for _ in range(4)]  # type: ignore[union-attr]
+    assert len(resent) == 3 * 4
+    assert [ecp(d).seq for _, d in resent] == [s for s in range(3, 6) for _ in range(4)]  # type: ignore[union-attr]
     assert {ulpdu(d) for _, d in resent} == {ulpdu(answers[1].data)}
-    assert drv.port.vdp.counters.resent_after_abandon == 8
+    assert drv.port.vdp.counters.resent_after_abandon == 3
     assert drv.of(VsiDeassociated) == [VsiDeassociated(key=(LABMGR, 5, U1), reason="keepalive-timeout")]
     # the thawed station's keep-alive: a new VSI for us, answered 0x40 as lldpad (frame 23)
     drv.auto_ack = True

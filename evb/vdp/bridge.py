@@ -148,7 +148,7 @@ class VdpBridge:
         policy: Policy = accept_all,
         max_vsis: int = 0,
         max_per_pdu: int = 0,
-        resend_limit: int = 8,
+        resend_limit: int = 3,
     ) -> None:
         self.timers = timers
         self.policy = policy

@@ -52,6 +52,8 @@ from evb.vdp.wire import (
 
 #: The largest ULPDU lldpad accepts (ecp.md §1).
 MAX_ULPDU: Final = 1493
+#: How often a request is queued again after ECP gave up on it (each time 1 + R transmissions).
+RESEND_LIMIT: Final = 3
 _make_tlv = fast_constructor(VsiTlv)
 
 
@@ -104,6 +106,7 @@ class StationVsi:
         "queued",
         "requested",
         "requested_entries",
+        "resends",
         "state",
         "status",
         "vsi",
@@ -120,6 +123,7 @@ class StationVsi:
         self.deadline: float | None = None  #: when the running timer expires
         self.armed: float | None = None  #: the time of this VSI's entry in the timer heap
         self.queued = False
+        self.resends = 0  #: times the current request was queued again after ECP gave up
         self.pending: tuple[VdpMode, Vsi] | None = None
 
     def request_tlv(self) -> VsiTlv:
@@ -215,6 +219,7 @@ class VdpStation:
         self._start(rec, now)
 
     def _start(self, rec: StationVsi, now: float) -> None:
+        rec.resends = 0
         if rec.requested is VdpMode.DEASSOC:
             rec.state = StState.DEASSOCIATING
         elif self.active:
@@ -288,9 +293,12 @@ class VdpStation:
         return None
 
     def abandoned(self, sent: list[StationVsi]) -> None:
-        """ECP gave up on the payload that carried these VSIs' requests: queue them again."""
+        """ECP gave up on the payload that carried these VSIs' requests: queue them again, at most
+        ``RESEND_LIMIT`` times per request (then respWaitDelay decides): a silent peer must not be
+        flooded (lldpad sends a request 1 + R times in all)."""
         for rec in sent:
-            if rec.state in _WAITING and self.vsis.get(rec.vsi.key) is rec:
+            if rec.state in _WAITING and self.vsis.get(rec.vsi.key) is rec and rec.resends < RESEND_LIMIT:
+                rec.resends += 1
                 self.counters.resent_after_abandon += 1
                 self._enqueue(rec)
 
@@ -408,6 +416,7 @@ class VdpStation:
         for rec in self.vsis.values():
             if rec.state is StState.SUSPENDED:
                 rec.state = StState.PROCESSING
+                rec.resends = 0
                 self._enqueue(rec)
 
     def peer_lost(self) -> None:
@@ -444,6 +453,7 @@ class VdpStation:
         for rec in due:
             if rec.state is StState.ESTABLISHED:
                 rec.state = StState.KEEPALIVE
+                rec.resends = 0
                 rec.deadline = None
                 self._enqueue(rec)
             elif rec.state in _WAITING:  # queued again after ECP gave up, or sent: no answer in time
