@@ -33,6 +33,7 @@ EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
+_SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
 
 
 def _decode_parser(sub: Any) -> None:
@@ -107,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     from evb.cli_agents import add_parsers as _agent_parsers
 
     _agent_parsers(sub)
+    _SUBPARSERS.clear()
+    _SUBPARSERS.update(sub.choices)
     return parser
 
 
@@ -116,9 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         # `evb station` without a command: that group's help
         chosen = [a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")][:1]
-        if chosen:
-            parser.parse_args([*chosen, "--help"])
-        parser.print_help(sys.stderr)
+        group = _SUBPARSERS.get(chosen[0]) if chosen else None
+        (group or parser).print_help(sys.stderr)
         return EXIT_USAGE
     try:
         return int(args.func(args))

@@ -30,7 +30,12 @@ def _log_args(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="console on a terminal, JSON lines otherwise (default auto)",
     )
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="log this level and above (default info)",
+    )
 
 
 def _socket_args(p: argparse.ArgumentParser, *, bridge_ok: bool = True) -> None:
@@ -102,7 +107,7 @@ def add_parsers(sub: Any) -> None:
     bst = brs.add_parser(
         "status", help="negotiated EVB values, counters, VSIs per port", formatter_class=_F, epilog=_EXIT
     )
-    bst.add_argument("--socket", metavar="PATH", default=DEFAULT_BRIDGE_SOCKET)
+    bst.add_argument("--socket", metavar="PATH", default=DEFAULT_BRIDGE_SOCKET, help="a control socket path")
     bst.add_argument("--json", action="store_true", help="print JSON")
     bst.set_defaults(func=cmd_bridge_status)
 

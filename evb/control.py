@@ -145,15 +145,18 @@ def vsi_from_args(args: dict[str, Any]) -> Vsi:
         if key not in args:
             raise _bad(f"missing argument {key!r}")
     type_id, version = args["type_id"], args["type_version"]
-    if not isinstance(type_id, int) or not 0 <= type_id <= 0xFFFFFF:
+    if not isinstance(type_id, int) or isinstance(type_id, bool) or not 0 <= type_id <= 0xFFFFFF:
         raise _bad(f"type id {type_id!r} is outside 0..16777215")
-    if not isinstance(version, int) or not 0 <= version <= 255:
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= 255:
         raise _bad(f"type version {version!r} is outside 0..255")
     try:
         mgr = manager_id_from_text(str(args["manager_id"]))
     except (EvbError, UnicodeError) as exc:
         raise _bad(f"manager id: {exc}") from None
-    filters = [parse_filter(str(f)) for f in args["filters"]]
+    raw = args["filters"]  # a bare string would be taken one character a filter: "10" -> VIDs 1 and 0
+    if not isinstance(raw, list) or not all(isinstance(f, str | int) and not isinstance(f, bool) for f in raw):
+        raise _bad("filters must be a list of strings")
+    filters = [parse_filter(str(f)) for f in raw]
     if not filters:
         raise _bad("at least one --filter is needed")
     formats = {f for f, _ in filters}

@@ -103,11 +103,20 @@ class _Reader:
         section = None
         for n, line in enumerate(self.text.splitlines(), 1):
             s = line.strip()
-            if s.startswith("["):
-                section = s.strip("[] ")
+            if header := re.match(r"\[\s*([^\]]*?)\s*\]", s):  # "[evb]  # comment" too
+                section = header.group(1)
             elif section == table and re.match(rf"{re.escape(key)}\s*=", s):
                 return n
         return None
+
+    def tables(self, known: set[str]) -> None:
+        """Refuse unknown top-level tables (a misspelt ``[vpd]`` must not be silently ignored)."""
+        for name in self.doc:
+            if name not in known:
+                line = next(
+                    (n for n, s in enumerate(self.text.splitlines(), 1) if s.strip().startswith(f"[{name}]")), None
+                )
+                raise ConfigError(self.path, name, f"unknown table (known: {', '.join(sorted(known))})", line)
 
     def table(self, name: str, known: set[str]) -> dict[str, Any]:
         t = self.doc.get(name, {})
@@ -179,12 +188,15 @@ def load_station(
     path: str | Path | None, *, iface: str | None = None, socket: str | None = None, state: str | None = None
 ) -> StationSettings:
     r = _read(path)
+    r.tables({"station", "evb", "vdp"})
     t = r.table("station", {"iface", "socket", "state"})
     name = iface or r.get(t, "station", "iface", str, None)
     if not name:
         raise ConfigError(path, "station.iface", "no interface: give --iface or station.iface")
     if iface and t.get("iface") not in (None, iface):
-        raise ConfigError(path, "station.iface", f"says {t['iface']!r} but --iface says {iface!r}")
+        raise ConfigError(
+            path, "station.iface", f"says {t['iface']!r} but --iface says {iface!r}", r.line_of("station", "iface")
+        )
     state_default = str(Path(path).with_suffix(f".{name}.state.json")) if path else f"/var/lib/evb/station-{name}.json"
     return StationSettings(
         iface=name,
@@ -199,6 +211,7 @@ def load_bridge(
     path: str | Path | None, *, ports: list[str] | None = None, socket: str | None = None, policy: str | None = None
 ) -> BridgeSettings:
     r = _read(path)
+    r.tables({"bridge", "evb", "vdp"})
     t = r.table("bridge", {"ports", "socket", "policy"})
     names = ports or r.get(t, "bridge", "ports", list, [])
     if not names or not all(isinstance(n, str) and n for n in names):

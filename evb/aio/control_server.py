@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,13 @@ class ControlServer:
         self.log = log
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._clients: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
+        if self.path.exists() or self.path.is_symlink():
+            if not stat.S_ISSOCK(self.path.lstat().st_mode):
+                raise ControlError(ErrorCode.BAD_REQUEST, f"{self.path} exists and is not a socket; not replacing it")
             self.path.unlink()  # a stale socket of a crashed daemon
         self._server = await asyncio.start_unix_server(self._client, path=str(self.path), limit=MAX_LINE)
         os.chmod(self.path, 0o660)
@@ -45,6 +49,12 @@ class ControlServer:
             await self._server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
+        # 3.11's Server.close() leaves accepted connections open: end them (the client sees EOF,
+        # and no connection task is left to be cancelled, and complain, at loop shutdown)
+        for writer in self._clients.values():
+            writer.close()
+        if self._clients:
+            await asyncio.wait(list(self._clients), timeout=1.0)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -57,6 +67,9 @@ class ControlServer:
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
 
+        me = asyncio.current_task()
+        if me is not None:
+            self._clients[me] = writer
         try:
             while line := await reader.readline():
                 task = asyncio.create_task(self._one(line, send))
@@ -65,11 +78,19 @@ class ControlServer:
         except (ConnectionError, ValueError):
             pass
         finally:
+            if me is not None:
+                self._clients.pop(me, None)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 writer.close()
 
     async def _one(self, line: bytes, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         rid: Any = None
+        notes: list[asyncio.Future[None]] = []
+
+        async def answer(obj: dict[str, Any]) -> None:
+            await asyncio.gather(*notes, return_exceptions=True)  # interim lines go out before the answer
+            await send(obj)
+
         try:
             try:
                 req = json.loads(line)
@@ -90,15 +111,16 @@ class ControlServer:
 
             def notify(data: dict[str, Any]) -> None:
                 task = asyncio.ensure_future(send({"id": rid, "notify": data}))
+                notes.append(task)
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
             result = await handler(args, notify)
-            await send({"id": rid, "ok": True, "result": result})
+            await answer({"id": rid, "ok": True, "result": result})
         except ControlError as exc:
-            await send({"id": rid, "ok": False, "error": exc.to_json()})
+            await answer({"id": rid, "ok": False, "error": exc.to_json()})
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not take the daemon down
             self.log.exception("control.internal_error", error=str(exc))
-            await send({"id": rid, "ok": False, "error": {"code": ErrorCode.INTERNAL.value, "message": str(exc)}})
+            await answer({"id": rid, "ok": False, "error": {"code": ErrorCode.INTERNAL.value, "message": str(exc)}})

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from evb.aio.rawsock import LinkGone, RawLink, link_is_up
+from evb.aio.rawsock import Link, LinkGone, RawLink, link_is_up
 from evb.logconfig import log_event
 from evb.port import Event, Port
 
@@ -29,7 +29,7 @@ class PortDriver:
         ifname: str,
         log: Any,
         *,
-        link_factory: Callable[[str], RawLink] = RawLink,
+        link_factory: Callable[[str], Link] = RawLink,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.port = port
@@ -37,7 +37,7 @@ class PortDriver:
         self.log = log
         self.listeners: list[Callable[[Port, Event], None]] = []
         self._link_factory = link_factory
-        self.link: RawLink | None = None
+        self.link: Link | None = None
         self._ifindex: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._watch: asyncio.TimerHandle | None = None

@@ -15,7 +15,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from evb.ethernet import NEAREST_BRIDGE, NEAREST_CUSTOMER_BRIDGE, NEAREST_NON_TPMR_BRIDGE
 
@@ -32,6 +32,22 @@ _AUXDATA = struct.Struct("=IIIHHHH")  # tp_status, tp_len, tp_snaplen, tp_mac, t
 
 GROUPS: Final = (NEAREST_CUSTOMER_BRIDGE, NEAREST_BRIDGE, NEAREST_NON_TPMR_BRIDGE)
 ETHERTYPES: Final = (0x88CC, 0x8940, 0x88B7)
+
+
+class Link(Protocol):
+    """What a driver needs of a link (``RawLink``, or a test double)."""
+
+    ifname: str
+    ifindex: int
+    mac: bytes
+
+    def fileno(self) -> int: ...
+
+    def recv(self) -> bytes | None: ...
+
+    def send(self, frame: bytes) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class LinkGone(OSError):

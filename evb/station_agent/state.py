@@ -71,6 +71,8 @@ class DesiredState:
             return problems
         except (OSError, ValueError) as exc:
             return [f"{self.path}: unreadable, starting empty ({exc})"]
+        if not isinstance(doc, dict) or not isinstance(doc.get("vsis", []), list):
+            return [f"{self.path}: not a state file (no vsis list), starting empty"]
         for i, item in enumerate(doc.get("vsis", [])):
             try:
                 vsi = _vsi_from(item["vsi"])
