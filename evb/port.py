@@ -24,7 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Final, Protocol
 
 from evb.ecp.events import UlpduAbandoned
 from evb.ecp.receive import EcpReceiver
@@ -84,10 +84,27 @@ class PortCounters:
     ecp_pecsp: int = 0
 
 
+class VdpMachine(Protocol):
+    """What a port needs of its VDP machine (``VdpStation`` or ``VdpBridge``)."""
+
+    events: deque[VdpEvent]
+
+    def receive(self, pdu: VdpPdu, now: float) -> None: ...
+
+    def has_pending(self) -> bool: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+    def peer_lost(self) -> None: ...
+
+
 class Port(ABC):
     """Common part of station and bridge ports."""
 
     role: Role
+    vdp: VdpMachine
 
     def __init__(self, config: PortConfig, *, now: float) -> None:
         if config.evb.role is not self.role:
@@ -289,6 +306,7 @@ class Port(ABC):
         self._inflight = None
         self.ecp_rx.reset()
         self._events.append(EvbLost(reason=reason))
+        self.vdp.peer_lost()
 
     # ------------------------------------------------------------------ ECP
 
@@ -378,29 +396,26 @@ class Port(ABC):
 
     # ------------------------------------------------------------------ role hooks
 
-    @abstractmethod
     def _vdp_receive(self, pdu: VdpPdu, now: float) -> None:
-        """Hand a received VDP payload to the role's VDP machine."""
+        self.vdp.receive(pdu, now)
 
     @abstractmethod
     def _vdp_next(self, now: float) -> tuple[VdpPdu, object] | None:
         """The next VDP payload to send, and what to tell the machine if ECP abandons it."""
 
-    @abstractmethod
     def _vdp_has_pending(self) -> bool:
-        """Is a VDP payload waiting for ECP?"""
+        return self.vdp.has_pending()
 
-    @abstractmethod
     def _vdp_deadline(self) -> float | None:
-        """The VDP machine's next deadline."""
+        return self.vdp.next_deadline()
 
-    @abstractmethod
     def _vdp_timer(self, now: float) -> None:
-        """Run the VDP machine's timers."""
+        self.vdp.handle_timer(now)
 
-    @abstractmethod
     def _vdp_events(self) -> None:
-        """Move the VDP machine's events to the port's."""
+        ev = self.vdp.events
+        while ev:
+            self._events.append(ev.popleft())
 
     @abstractmethod
     def _abandoned(self, pdu: VdpPdu, inflight: object) -> None:
@@ -411,6 +426,7 @@ class StationPort(Port):
     """The station side: a hypervisor's uplink."""
 
     role = Role.STATION
+    vdp: VdpStation
 
     def __init__(self, config: PortConfig, *, now: float) -> None:
         o = Operating.from_tlv(local_tlv(config.evb, None))
@@ -471,29 +487,8 @@ class StationPort(Port):
             self.vdp.timers = timers
             self.vdp.group_ids = self.operating.group_ids
 
-    def _stop(self, reason: str) -> None:
-        super()._stop(reason)
-        self.vdp.peer_lost()
-
-    def _vdp_receive(self, pdu: VdpPdu, now: float) -> None:
-        self.vdp.receive(pdu, now)
-
     def _vdp_next(self, now: float) -> tuple[VdpPdu, object] | None:
         return self.vdp.next_pdu(now, self._ulpdu_budget())
-
-    def _vdp_has_pending(self) -> bool:
-        return self.vdp.has_pending()
-
-    def _vdp_deadline(self) -> float | None:
-        return self.vdp.next_deadline()
-
-    def _vdp_timer(self, now: float) -> None:
-        self.vdp.handle_timer(now)
-
-    def _vdp_events(self) -> None:
-        ev = self.vdp.events
-        while ev:
-            self._events.append(ev.popleft())
 
     def _abandoned(self, pdu: VdpPdu, inflight: object) -> None:
         if isinstance(inflight, list):
@@ -505,6 +500,7 @@ class BridgePort(Port):
     """The bridge side: one station-facing bridge port."""
 
     role = Role.BRIDGE
+    vdp: VdpBridge
 
     def __init__(self, config: PortConfig, *, now: float, policy: Policy = accept_all) -> None:
         o = Operating.from_tlv(local_tlv(config.evb, None))
@@ -527,29 +523,8 @@ class BridgePort(Port):
         super()._apply_operating(now, start=start)
         self.vdp.peer_up(timers=self._timers(self.operating), group_ids=self.operating.group_ids)
 
-    def _stop(self, reason: str) -> None:
-        super()._stop(reason)
-        self.vdp.peer_lost()
-
-    def _vdp_receive(self, pdu: VdpPdu, now: float) -> None:
-        self.vdp.receive(pdu, now)
-
     def _vdp_next(self, now: float) -> tuple[VdpPdu, object] | None:
         return self.vdp.next_pdu(self._ulpdu_budget())
-
-    def _vdp_has_pending(self) -> bool:
-        return self.vdp.has_pending()
-
-    def _vdp_deadline(self) -> float | None:
-        return self.vdp.next_deadline()
-
-    def _vdp_timer(self, now: float) -> None:
-        self.vdp.handle_timer(now)
-
-    def _vdp_events(self) -> None:
-        ev = self.vdp.events
-        while ev:
-            self._events.append(ev.popleft())
 
     def _abandoned(self, pdu: VdpPdu, inflight: object) -> None:
         if isinstance(inflight, list):
