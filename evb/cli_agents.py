@@ -10,9 +10,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from evb.control import ControlError, ErrorCode
+from evb.control import ControlError, ErrorCode, filter_text, vsi_from_args
 from evb.control_client import ConnectError, call
 from evb.settings import DEFAULT_BRIDGE_SOCKET, ConfigError, default_station_socket, load_bridge, load_station
+from evb.vdp.wire import FilterEntry
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NO_DAEMON = 0, 1, 2, 3
 _F = argparse.RawDescriptionHelpFormatter
@@ -223,6 +224,14 @@ def _run_client(fn: Any, args: argparse.Namespace) -> int:
         )
 
 
+def _entry_text(f: dict[str, Any]) -> str:
+    """A granted entry (``entry_json``) in the notation of --filter: ``32--3001``, ``0xd00d``."""
+    mac = bytes.fromhex(f["mac"].replace(":", "")) if f.get("mac") else None
+    return filter_text(
+        FilterEntry(vid=f["vid"], pcp=f.get("pcp", 0), ps=bool(f.get("ps")), mac=mac, group_id=f.get("group"))
+    )
+
+
 def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     if not rows:
         return "(none)"
@@ -319,6 +328,12 @@ def _load_vsis_file(path: str) -> list[dict[str, Any]]:
         unknown = set(item) - {"uuid", "type_id", "type_version", "manager_id", "filters", "format", "hints"}
         if unknown:
             raise ConfigError(path, f"vsi[{i}]", f"unknown keys {sorted(unknown)}")
+        try:  # a broken entry is named here, with its file, before any VSI is asked for
+            vsi_from_args(item)
+        except ControlError as exc:
+            raise ConfigError(path, f"vsi[{i}]", exc.message) from None
+        if item.get("hints", "none") not in ("none", "to", "from"):
+            raise ConfigError(path, f"vsi[{i}]", "hints must be none, to or from")
         out.append(dict(item))
     return out
 
@@ -374,10 +389,7 @@ def cmd_vsi_list(args: argparse.Namespace) -> int:
         )
         for r in rows:
             if isinstance(r.get("filters"), list) and r["filters"] and isinstance(r["filters"][0], dict):
-                r["filters"] = ",".join(
-                    "-".join(str(x) for x in (f["vid"], f.get("mac"), f.get("group")) if x is not None)
-                    for f in r["filters"]
-                )
+                r["filters"] = ",".join(_entry_text(f) for f in r["filters"])
             elif isinstance(r.get("filters"), list):
                 r["filters"] = ",".join(r["filters"])
         print(_table(rows, cols))
@@ -394,7 +406,9 @@ def cmd_vsi_show(args: argparse.Namespace) -> int:
         else:
             for r in rows:
                 for k, v in r.items():
-                    print(f"{k:>14}: {v}")
+                    if isinstance(v, list):  # filters in the notation of --filter, not Python's repr
+                        v = ",".join(_entry_text(f) if isinstance(f, dict) else str(f) for f in v)
+                    print(f"{k:>14}: {'-' if v is None else v}")
                 print()
         return EXIT_OK
 

@@ -519,6 +519,12 @@ class BridgePort(Port):
         self._after(now)
         return done
 
+    def set_policy(self, policy: Policy, now: float) -> None:
+        """A new policy (a reloaded VSI type database): established VSIs it refuses get an
+        unsolicited De-Associate now (``VdpBridge.set_policy``)."""
+        self.vdp.set_policy(policy, now)
+        self._after(now)
+
     def _apply_operating(self, now: float, *, start: bool) -> None:
         super()._apply_operating(now, start=start)
         self.vdp.peer_up(timers=self._timers(self.operating), group_ids=self.operating.group_ids)

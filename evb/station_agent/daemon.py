@@ -3,7 +3,8 @@
 It runs a ``StationPort`` on the interface through a ``PortDriver``, serves the control API,
 and keeps the desired VSI state on disk. Reconciliation: a VSI the operator wants but the
 bridge dropped (unsolicited de-associate, keep-alive lost, no answer) is requested again after
-a back-off (1 s doubling to 60 s); a VSI the bridge refused stays refused until the operator
+a back-off (1 s doubling to 60 s), and so is a de-associate that got no answer (it stays in
+the state file until answered); a VSI the bridge refused stays refused until the operator
 asks again.
 """
 
@@ -33,6 +34,9 @@ from evb.vdp.wire import VdpMode, status_meaning
 RETRY_FIRST = 1.0
 RETRY_MAX = 60.0
 RETRY_REASONS = {"bridge", "timeout", "keepalive-timeout", "filter-mismatch", "peer-lost"}
+#: answered de-associates leave the state file together, this long after the first (a save is
+#: an fsync of the whole file: one per VSI stalled the loop past ECP's ack timer)
+SAVE_DELAY = 0.1
 
 
 class StationAgent:
@@ -47,6 +51,7 @@ class StationAgent:
         self._retry: dict[VsiKey, asyncio.TimerHandle] = {}
         self._backoff: dict[VsiKey, float] = {}
         self.status: dict[VsiKey, str] = {}  #: last outcome per VSI, for `vsi list`
+        self._save: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
 
     # ------------------------------------------------------------------ life cycle
@@ -123,6 +128,9 @@ class StationAgent:
             handle.cancel()
         if self.driver is not None:
             self.driver.stop()
+        if self._save is not None:
+            self._save.cancel()
+            self._save_now()
         self.log.info("station.stopped")
 
     def request_stop(self) -> None:
@@ -142,9 +150,11 @@ class StationAgent:
             wanted = self.state.vsis.get(ev.key)
             if wanted is not None:
                 if wanted[1] is VdpMode.DEASSOC and ev.reason == "deassociated":
-                    self.state.drop(ev.key)
+                    self.state.drop(ev.key, save=False)
+                    self._save_later()
                     self.status.pop(ev.key, None)
-                elif wanted[1] is not VdpMode.DEASSOC and ev.reason in RETRY_REASONS:
+                    self._retry_cancel(ev.key)
+                elif ev.reason in RETRY_REASONS:  # an unanswered de-associate is owed too: sent again
                     self._retry_later(ev.key)
         elif isinstance(ev, EvbNegotiated | EvbLost):
             return
@@ -152,6 +162,14 @@ class StationAgent:
             for fut in self._waiters.pop(key, []):
                 if not fut.done():
                     fut.set_result(ev)
+
+    def _save_later(self) -> None:
+        if self._save is None:
+            self._save = asyncio.get_running_loop().call_later(SAVE_DELAY, self._save_now)
+
+    def _save_now(self) -> None:
+        self._save = None
+        self.state.save()
 
     def _retry_later(self, key: VsiKey) -> None:
         delay = min(RETRY_MAX, self._backoff.get(key, RETRY_FIRST / 2) * 2)
@@ -178,7 +196,8 @@ class StationAgent:
         if key in port.vdp.vsis:
             return
         try:
-            self.driver.command(lambda now: port.request(vsi, mode, now=now, hints=hints))
+            force = mode is VdpMode.DEASSOC  # the port forgot the VSI when its de-associate timed out
+            self.driver.command(lambda now: port.request(vsi, mode, now=now, hints=hints, force=force))
         except LocalProtocolError as exc:
             self.log.warning("station.retry_failed", vsiid=key_text(key), error=str(exc))
 
@@ -272,8 +291,11 @@ class StationAgent:
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise ControlError(ErrorCode.BAD_REQUEST, f"vsis[{i}] must be a table")
+            hints = str(item.get("hints", args.get("hints", "none")))
+            if hints not in ("none", "to", "from"):  # checked before anything is queued (no half-done bulk)
+                raise ControlError(ErrorCode.BAD_REQUEST, f"vsis[{i}]: hints must be none, to or from")
             try:
-                vsis.append((vsi_from_args(item), str(item.get("hints", args.get("hints", "none")))))
+                vsis.append((vsi_from_args(item), hints))
             except ControlError as exc:
                 raise ControlError(exc.code, f"vsis[{i}]: {exc.message}") from None
         loop = asyncio.get_running_loop()

@@ -86,8 +86,8 @@ class DesiredState:
         if save:
             self.save()
 
-    def drop(self, key: VsiKey) -> None:
-        if self.vsis.pop(key, None) is not None:
+    def drop(self, key: VsiKey, *, save: bool = True) -> None:
+        if self.vsis.pop(key, None) is not None and save:
             self.save()
 
     def save(self) -> None:

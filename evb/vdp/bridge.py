@@ -17,7 +17,8 @@ Answers: success and Keep errors keep the request's TLV type; a refusal without 
 De-Associate TLV (as lldpad sends it); a request that fails the validity checks is answered in
 its own TLV type (as lldpad, but with code 1 or 5 instead of lldpad's 2). Every answer restarts
 toutKeepAlive; when it runs out the bridge sends an unsolicited De-Associate (status 0x00) and
-releases the VSI.
+releases the VSI. ``set_policy`` swaps the policy and releases the same way every established VSI
+the new one refuses.
 
 Answers wait in a queue per Manager ID and are pulled, packed, by the owner when ECP can send.
 If ECP abandons a payload, its answers are queued again (up to ``resend_limit`` times).
@@ -29,7 +30,7 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from evb.tlv import InvalidTlv
 from evb.vdp.events import VdpEvent, VdpViolation, VsiAssociated, VsiDeassociated, VsiKey, VsiRejected
@@ -67,18 +68,31 @@ class Decision:
     code: int = 0  #: reject: status code
     keep: bool = False  #: reject: the VSI stays as it was
     hard: bool = False  #: reject: not transient
+    reason: str = ""  #: reject: why, for people (``VsiRejected.reason``); not sent
 
     @classmethod
     def accept(cls, entries: tuple[FilterEntry, ...] | None = None) -> Decision:
         return cls(verdict=Verdict.ACCEPT, entries=entries)
 
     @classmethod
-    def reject(cls, code: int, *, keep: bool = False, hard: bool = False) -> Decision:
-        return cls(verdict=Verdict.REJECT, code=code, keep=keep, hard=hard)
+    def reject(cls, code: int, *, keep: bool = False, hard: bool = False, reason: str = "") -> Decision:
+        return cls(verdict=Verdict.REJECT, code=code, keep=keep, hard=hard, reason=reason)
 
     @classmethod
     def pending(cls) -> Decision:
         return cls(verdict=Verdict.PENDING)
+
+
+class PortView(Protocol):
+    """What a policy may read of the port it decides for (per-port limits); ``VdpBridge`` is one."""
+
+    def vsi_count(self) -> int:
+        """VSIs the port holds, those waiting for a late decision included."""
+        ...
+
+    def mode_count(self, mode: VdpMode) -> int:
+        """VSIs whose confirmed mode is ``mode``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +102,7 @@ class PolicyRequest:
     manager_id: bytes
     tlv: VsiTlv
     current: VdpMode | None  #: the VSI's confirmed mode, None for a new VSI
+    port: PortView | None = None  #: the asking port's VSIs (read only, valid during the call)
 
 
 Policy = Callable[[PolicyRequest], Decision]
@@ -132,6 +147,7 @@ class BridgeCounters:
     invalid: int = 0
     ignored: int = 0
     keepalive_timeouts: int = 0
+    policy_releases: int = 0  #: VSIs a new policy refused (``set_policy``)
     answers_sent: int = 0
     resent_after_abandon: int = 0
     violations: int = 0
@@ -161,6 +177,7 @@ class VdpBridge:
         self.counters = BridgeCounters()
         self._queue: dict[bytes, list[tuple[VsiTlv, int]]] = {}
         self._timers: Buckets[BridgeVsi] = Buckets()
+        self._modes: dict[VdpMode, int] = {}  #: VSIs per confirmed mode (``mode_count``)
 
     # ------------------------------------------------------------------ received requests
 
@@ -225,7 +242,7 @@ class VdpBridge:
                 )
                 self._send(mgr, _with_status(tlv, VdpStatus.reply(code)), deassoc=True)
                 return
-        decision = self.policy(PolicyRequest(manager_id=mgr, tlv=tlv, current=rec.mode if rec else None))
+        decision = self.policy(PolicyRequest(manager_id=mgr, tlv=tlv, current=rec.mode if rec else None, port=self))
         if decision.verdict is Verdict.PENDING:
             if rec is None:
                 rec = BridgeVsi(key)
@@ -260,7 +277,9 @@ class VdpBridge:
         if decision.verdict is Verdict.REJECT:
             self.counters.rejected += 1
             code, keep, hard = decision.code, decision.keep, decision.hard
-            self.events.append(VsiRejected(key=key, mode=tlv.mode, code=code, keep=keep, hard=hard))
+            self.events.append(
+                VsiRejected(key=key, mode=tlv.mode, code=code, keep=keep, hard=hard, reason=decision.reason)
+            )
             if keep:
                 self._send(mgr, _with_status(tlv, VdpStatus.reply(code, keep=True, hard=hard)))
                 if rec is not None:
@@ -289,6 +308,10 @@ class VdpBridge:
         changed = rec.mode is not tlv.mode or rec.answer is None or rec.answer.entries != entries
         rec.asked = tlv.entries
         rec.answer = answer
+        if rec.mode is not tlv.mode:
+            if rec.mode is not None:
+                self._modes[rec.mode] -= 1
+            self._modes[tlv.mode] = self._modes.get(tlv.mode, 0) + 1
         rec.mode = tlv.mode
         rec.state = BrState.ESTABLISHED
         self.counters.admitted += 1
@@ -343,6 +366,8 @@ class VdpBridge:
     def _forget(self, rec: BridgeVsi) -> None:
         if self.vsis.get(rec.key) is rec:
             del self.vsis[rec.key]
+            if rec.mode is not None:
+                self._modes[rec.mode] -= 1
         rec.armed = rec.deadline = None
 
     def peer_lost(self) -> None:
@@ -355,6 +380,40 @@ class VdpBridge:
     def peer_up(self, *, timers: BridgeTimers, group_ids: bool) -> None:
         self.timers = timers
         self.group_ids = group_ids
+
+    # ------------------------------------------------------------------ policy
+
+    def set_policy(self, policy: Policy, now: float) -> None:
+        """Use ``policy`` from now on (a reloaded VSI type database) and re-check every established VSI.
+
+        The new policy is asked about each VSI as it stands: its confirmed mode (``current``, and
+        the TLV's mode) and its granted entries. A VSI it rejects without Keep is released as on
+        toutKeepAlive expiry: an unsolicited De-Associate (status 0x00) and
+        ``VsiDeassociated(reason="policy")`` carrying the policy's code and Hard bit. An accept, a
+        Keep rejection or a pending verdict leaves the VSI untouched (its timer too). A VSI whose
+        request waits for a late decision is left to that decision (``decide`` or resourceWaitDelay).
+        ``now`` is not needed (nothing is timed) but kept for symmetry with the other inputs.
+        """
+        self.policy = policy
+        for rec in list(self.vsis.values()):
+            if rec.state is not BrState.ESTABLISHED or rec.answer is None:
+                continue
+            tlv = _with_status(rec.answer, _UNSOLICITED)
+            mgr = rec.key[0]
+            decision = policy(PolicyRequest(manager_id=mgr, tlv=tlv, current=rec.mode, port=self))
+            if decision.verdict is not Verdict.REJECT or decision.keep:
+                continue
+            self.counters.policy_releases += 1
+            self._send(mgr, tlv, deassoc=True)
+            self._release(rec, VsiDeassociated(key=rec.key, reason="policy", code=decision.code, hard=decision.hard))
+
+    def vsi_count(self) -> int:
+        """VSIs this port holds, those waiting for a late decision included (``PortView``)."""
+        return len(self.vsis)
+
+    def mode_count(self, mode: VdpMode) -> int:
+        """VSIs whose confirmed mode is ``mode`` (``PortView``)."""
+        return self._modes.get(mode, 0)
 
     # ------------------------------------------------------------------ answers out
 

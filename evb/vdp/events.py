@@ -34,8 +34,9 @@ class VsiDeassociated(VdpEvent):
     """The VSI is gone. ``reason``: ``deassociated`` (the station asked), ``bridge``
     (unsolicited de-associate), ``keepalive-timeout`` (bridge: no refresh), ``timeout``
     (station: no answer within respWaitDelay), ``rejected`` (error answer), ``filter-mismatch``,
-    ``peer-lost``. A Keep error on a keep-alive of an associated VSI is reported as
-    ``VsiRejected(keep=True)``; the station then de-associates it (``deassociated``), as lldpad."""
+    ``peer-lost``, ``policy`` (bridge: a new policy refuses the VSI, ``VdpBridge.set_policy``).
+    A Keep error on a keep-alive of an associated VSI is reported as ``VsiRejected(keep=True)``;
+    the station then de-associates it (``deassociated``), as lldpad."""
 
     key: VsiKey
     reason: str
