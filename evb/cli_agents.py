@@ -105,6 +105,17 @@ def add_parsers(sub: Any) -> None:
     brun.add_argument("--socket", metavar="PATH", help=f"control socket (default {DEFAULT_BRIDGE_SOCKET})")
     _log_args(brun)
     brun.set_defaults(func=cmd_bridge_run)
+    brl = brs.add_parser(
+        "reload",
+        formatter_class=_F,
+        help="read the policy file again (as SIGHUP does)",
+        description="Read the bridge's policy file again. A bad file is refused (exit 2) and the old policy "
+        "stays; otherwise VSIs the new policy forbids are de-associated and their number printed.",
+        epilog=_EXIT,
+    )
+    brl.add_argument("--socket", metavar="PATH", default=DEFAULT_BRIDGE_SOCKET, help="the bridge's control socket")
+    brl.add_argument("--json", action="store_true", help="print JSON")
+    brl.set_defaults(func=cmd_bridge_reload)
     bst = brs.add_parser(
         "status", help="negotiated EVB values, counters, VSIs per port", formatter_class=_F, epilog=_EXIT
     )
@@ -272,8 +283,13 @@ def cmd_bridge_run(args: argparse.Namespace) -> int:
         print(f"evb bridge run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if settings.policy:
-        print("evb bridge run: --policy files come with the VSI type database (not built yet)", file=sys.stderr)
-        return EXIT_USAGE
+        from evb.vepa_bridge.policy import load_policy
+
+        try:
+            load_policy(settings.policy)  # a bad file: refuse to start, with file, line and key
+        except ConfigError as exc:
+            print(f"evb bridge run: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     configure(args.log_format, args.log_level)
     try:
         return main_run(settings)
@@ -453,3 +469,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_bridge_status(args: argparse.Namespace) -> int:
     args.bridge, args.iface = True, None
     return cmd_status(args)
+
+
+def cmd_bridge_reload(args: argparse.Namespace) -> int:
+    def go(args: argparse.Namespace) -> int:
+        result = call(str(args.socket), "reload")
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"policy {result['file']} reloaded; {result['released']} VSIs de-associated")
+        return EXIT_OK
+
+    return _run_client(go, args)

@@ -29,6 +29,7 @@ from evb.station_agent.daemon import dataclass_dict, port_status
 from evb.vdp.bridge import Policy, accept_all
 from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey
 from evb.vdp.wire import FilterEntry, VdpMode
+from evb.vepa_bridge.policy import PolicyError, load_policy
 
 
 class DataPlane(Protocol):
@@ -82,9 +83,15 @@ class BridgeAgent:
         self.server: ControlServer | None = None
         self._stop = asyncio.Event()
 
+    def _port_policy(self, ifname: str) -> Policy:
+        return self.database.policy_for(ifname) if self.database is not None else self.policy
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings
+        if s.policy:
+            self.database = load_policy(s.policy)  # PolicyError: the bridge does not start
+            self.log.info("bridge.policy_loaded", file=s.policy, managers=len(self.database.managers))
         evb = EvbConfig(
             role=Role.BRIDGE,
             rrcap=s.evb.rr,
@@ -110,7 +117,7 @@ class BridgeAgent:
                 max_vsis=s.vdp.max_vsis,
                 first_seq=random.randrange(1, 0x10000),
             )
-            port = BridgePort(config, now=loop.time(), policy=self.policy)
+            port = BridgePort(config, now=loop.time(), policy=self._port_policy(ifname))
             driver = PortDriver(port, ifname, self.log.bind(ifname=ifname))
             driver.listeners.append(self._listener(ifname))
             self.drivers[ifname] = driver
@@ -123,6 +130,7 @@ class BridgeAgent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_logged)
         self.log.info("bridge.running", ports=list(self.settings.ports), socket=self.settings.socket)
         await self._stop.wait()
         await self.stop()
@@ -153,10 +161,51 @@ class BridgeAgent:
         elif isinstance(ev, EvbLost):
             self.dataplane.port_down(ifname)
 
+    # ------------------------------------------------------------------ policy reload
+
+    def reload(self) -> dict[str, Any]:
+        """Read the policy file again; raises ``PolicyError`` (old database kept) if it is bad."""
+        path = self.settings.policy
+        if not path:
+            raise ControlError(ErrorCode.NOT_ALLOWED, "the bridge runs without a policy file (accept all)")
+        database = load_policy(path)
+        self.database = database
+        released = 0
+        for ifname, driver in self.drivers.items():
+            port = driver.port
+            assert isinstance(port, BridgePort)
+            before = port.vdp.counters.policy_releases
+            policy = database.policy_for(ifname)
+
+            def apply(now: float, p: BridgePort = port, pol: Policy = policy) -> None:
+                p.set_policy(pol, now)
+
+            driver.command(apply)
+            released += port.vdp.counters.policy_releases - before
+        self.log.info("bridge.policy_reloaded", file=path, released=released)
+        return {"file": path, "released": released}
+
+    def _reload_logged(self) -> None:
+        try:
+            self.reload()
+        except (PolicyError, ControlError) as exc:
+            self.log.error("bridge.policy_reload_failed", error=str(exc))
+
+    async def api_reload(self, args: dict[str, Any], notify: Notify) -> Any:
+        try:
+            return self.reload()
+        except PolicyError as exc:
+            raise ControlError(ErrorCode.BAD_REQUEST, f"policy not reloaded, the old one stays: {exc}") from None
+
     # ------------------------------------------------------------------ control API
 
     def _handlers(self) -> dict[str, Any]:
-        return {"status": self.api_status, "vsi.list": self.api_list, "vsi.show": self.api_show}
+        return {
+            "status": self.api_status,
+            "vsi.list": self.api_list,
+            "vsi.show": self.api_show,
+            "reload": self.api_reload,
+        }
 
     async def api_status(self, args: dict[str, Any], notify: Notify) -> Any:
         ports = []
