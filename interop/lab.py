@@ -29,7 +29,8 @@ Things about lldpad this module takes care of (see the project's interop notes):
   everything but the mode and the "taken from the peer" bits).
 
 Needs root, ``ip`` (iproute2), ``unshare``/``mount`` (util-linux), and for the lldpad parts
-``lldpad``, ``lldptool`` and ``vdptool``; ``tshark`` only for captures. Nothing here depends
+``lldpad``, ``lldptool`` and ``vdptool``; ``tshark`` only for captures, ``nft`` (nftables) only
+for ``set_loss``. Nothing here depends
 on files outside this repository. Waiting is done by polling with a deadline: these are
 real processes on a real clock.
 """
@@ -69,6 +70,15 @@ LLDPAD_EVB_KEYS = ("evbrrreq", "evbrrcap", "evbgpid", "ecpretries", "ecprte", "v
 
 _NAME_RE = re.compile(r"^evl([0-9a-f]{6})[0-9a-f]{2}-(st|br)$")
 _counter = itertools.count(1)
+#: ``Lab.inject``'s sender, run with ``python -c`` in a namespace: IFNAME GAP HEXFRAME...
+_INJECT = """
+import socket, sys, time
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+sock.bind((sys.argv[1], 0))
+for text in sys.argv[3:]:
+    sock.send(bytes.fromhex(text))
+    time.sleep(float(sys.argv[2]))
+"""
 T = TypeVar("T")
 
 
@@ -79,7 +89,7 @@ class LabError(Exception):
 # --------------------------------------------------------------------------- helpers
 
 
-def missing_prerequisites(*, lldpad: bool = True, tshark: bool = False) -> str | None:
+def missing_prerequisites(*, lldpad: bool = True, tshark: bool = False, nft: bool = False) -> str | None:
     """Why the lab cannot run here (not root, a tool missing), or None if it can."""
     if os.geteuid() != 0:
         return "needs root (network namespaces, raw sockets, mounts)"
@@ -88,9 +98,14 @@ def missing_prerequisites(*, lldpad: bool = True, tshark: bool = False) -> str |
         tools += ["lldpad", "lldptool", "vdptool"]
     if tshark:
         tools += ["tshark"]
+    if nft:
+        tools += ["nft"]
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        return f"missing tool(s): {', '.join(missing)} (Debian: apt-get install lldpad tshark iproute2 util-linux)"
+        return (
+            f"missing tool(s): {', '.join(missing)} "
+            "(Debian: apt-get install lldpad tshark iproute2 util-linux nftables)"
+        )
     return None
 
 
@@ -321,6 +336,49 @@ class Lab:
         """Take one end of the veth down or up."""
         side = self.side(role)
         run(["ip", "-n", side.ns, "link", "set", side.ifname, "up" if up else "down"])
+
+    def peer_side(self, role: str) -> Side:
+        """The other end of the veth (where frames for ``role`` are sent from)."""
+        return self.bridge if self.side(role) is self.station else self.station
+
+    def set_loss(self, role: str, percent: int) -> None:
+        """Lose ``percent`` % of the frames that arrive at ``role``'s end, at random (0: none).
+
+        Made with nftables (``nft``, Debian's nftables) as a table ``netdev evbloss`` whose
+        chain drops ``numgen random mod 100 < percent``. The chain hooks the *egress* of the
+        other end, not the ingress of this one: an AF_PACKET socket bound with ETH_P_ALL (our
+        agents', lldpad's, tshark's) is a tap that the kernel serves before the ingress hook,
+        so an ingress rule would count its drops while the agent still read every frame. The
+        sender's ``send`` fails with ENOBUFS for a dropped frame, which our agents count
+        (``aio.send_failed``) and otherwise ignore, as a frame lost on the wire. The tables
+        live in the lab's namespaces and go with them when the lab closes.
+        """
+        if not 0 <= percent <= 100:
+            raise LabError(f"percent must be 0..100, not {percent}")
+        sender = self.peer_side(role)
+        run(["nft", "delete", "table", "netdev", "evbloss"], ns=sender.ns, check=False)
+        if percent == 0:
+            return
+        run(["nft", "add", "table", "netdev", "evbloss"], ns=sender.ns)
+        hook = f'{{ type filter hook egress device "{sender.ifname}" priority 0 ; }}'
+        run(["nft", "add", "chain", "netdev", "evbloss", "out", hook], ns=sender.ns)
+        match = [] if percent == 100 else ["numgen", "random", "mod", "100", "<", str(percent)]
+        run(["nft", "add", "rule", "netdev", "evbloss", "out", *match, "counter", "drop"], ns=sender.ns)
+
+    def lost(self, role: str) -> int:
+        """How many frames on their way to ``role`` the ``set_loss`` rule dropped so far."""
+        sender = self.peer_side(role)
+        out = run(["nft", "list", "chain", "netdev", "evbloss", "out"], ns=sender.ns, check=False).stdout
+        m = re.search(r"counter packets (\d+)", out)
+        return int(m.group(1)) if m else 0
+
+    def inject(self, role: str, frames: list[bytes], *, gap: float = 0.005) -> None:
+        """Send whole Ethernet frames (no FCS, as given: build them with the sender's MAC) to
+        ``role``'s end, from the other end's namespace through a raw AF_PACKET socket,
+        ``gap`` seconds apart. The agent in the sending namespace does not see them (it ignores
+        outgoing frames). Frames shorter than an Ethernet header are refused by the kernel."""
+        sender = self.peer_side(role)
+        run([sys.executable, "-c", _INJECT, sender.ifname, repr(gap), *(f.hex() for f in frames)], ns=sender.ns)
 
     # ------------------------------------------------------------------ components
 

@@ -29,7 +29,7 @@ from evb.station_agent.daemon import dataclass_dict, port_status
 from evb.vdp.bridge import Policy, accept_all
 from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey
 from evb.vdp.wire import FilterEntry, VdpMode
-from evb.vepa_bridge.policy import PolicyError, load_policy
+from evb.vepa_bridge.policy import PolicyError, VsiTypeDatabase, load_policy
 
 
 class DataPlane(Protocol):
@@ -77,6 +77,7 @@ class BridgeAgent:
     ) -> None:
         self.settings = settings
         self.policy = policy
+        self.database: VsiTypeDatabase | None = None  #: from ``settings.policy``, loaded by start()
         self.dataplane: DataPlane = dataplane or LogOnlyDataPlane()
         self.log = (log or structlog.get_logger()).bind(role="bridge")
         self.drivers: dict[str, PortDriver] = {}
