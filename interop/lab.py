@@ -392,29 +392,25 @@ class Lab:
         lldpad.start()
         return lldpad
 
-    def start_station(
-        self,
-        *,
-        evb: dict[str, Any] | None = None,
-        vdp: dict[str, Any] | None = None,
-        log_level: str = "info",
-        name: str = "station",
-    ) -> Agent:
-        """Our station agent on the station end; ``evb``/``vdp``: the [evb]/[vdp] tables of its TOML."""
-        agent = Agent(self, self.station, evb or {}, vdp or {}, log_level=log_level, name=name)
-        agent.start()
-        return agent
+    def start_station(self, **kw: Any) -> Agent:
+        """Our station agent on the station end (keywords as ``start_agent``)."""
+        return self.start_agent("station", **kw)
 
-    def start_bridge(
+    def start_bridge(self, **kw: Any) -> Agent:
+        """Our bridge agent on the bridge end (one port; keywords as ``start_agent``)."""
+        return self.start_agent("bridge", **kw)
+
+    def start_agent(
         self,
+        role: str,
         *,
         evb: dict[str, Any] | None = None,
         vdp: dict[str, Any] | None = None,
         log_level: str = "info",
-        name: str = "bridge",
+        name: str | None = None,
     ) -> Agent:
-        """Our bridge agent on the bridge end (one port)."""
-        agent = Agent(self, self.bridge, evb or {}, vdp or {}, log_level=log_level, name=name)
+        """One of our agents on ``role``'s end; ``evb``/``vdp``: the [evb]/[vdp] tables of its TOML."""
+        agent = Agent(self, self.side(role), evb or {}, vdp or {}, log_level=log_level, name=name or role)
         agent.start()
         return agent
 

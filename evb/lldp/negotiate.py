@@ -129,11 +129,15 @@ class Operating:
         """ECP acknowledgement timer: 10 µs × 2^RTE."""
         return _us(self.rte) / 1e6
 
+    def _wait(self, exponent: int) -> float:
+        """1.5 × ((2R+1)·10·2^RTE + 10·2^exponent) µs in lldpad's integer arithmetic (vdp.md §8)."""
+        t = (2 * self.r + 1) * _us(self.rte) + _us(exponent)
+        return (t + t // 2) / 1e6
+
     @property
     def resp_wait_delay(self) -> float:
-        """Station's wait for a VDP answer: 1.5 × ((2R+1)·10·2^RTE + 10·2^RWD) µs, lldpad's integers."""
-        t = (2 * self.r + 1) * _us(self.rte) + _us(self.rwd)
-        return (t + t // 2) / 1e6
+        """Station's wait for a VDP answer: 1.5 × ((2R+1)·10·2^RTE + 10·2^RWD) µs."""
+        return self._wait(self.rwd)
 
     @property
     def reinit_keepalive(self) -> float:
@@ -147,9 +151,8 @@ class Operating:
 
     @property
     def keepalive_timeout(self) -> float:
-        """Bridge's toutKeepAlive: 1.5 × ((2R+1)·10·2^RTE + 10·2^RKA) µs, lldpad's integers."""
-        t = (2 * self.r + 1) * _us(self.rte) + _us(self.rka)
-        return (t + t // 2) / 1e6
+        """Bridge's toutKeepAlive: 1.5 × ((2R+1)·10·2^RTE + 10·2^RKA) µs."""
+        return self._wait(self.rka)
 
 
 def converged(local: EvbTlv, peer: EvbTlv) -> bool:
