@@ -225,9 +225,14 @@ def test_bridge_run_refuses_bad_settings_before_starting(capsys: pytest.CaptureF
     rc, _, err = run(capsys, "bridge", "run")
     assert rc == 2
     assert err.startswith("evb bridge run: command line: bridge.ports: no ports")
-    rc, _, err = run(capsys, "bridge", "run", "--port", "veth1", "--policy", str(tmp_path / "policy.toml"))
+    policy = tmp_path / "policy.toml"
+    rc, _, err = run(capsys, "bridge", "run", "--port", "veth1", "--policy", str(policy))
     assert rc == 2
-    assert "--policy files come with the VSI type database (not built yet)" in err
+    assert err == f"evb bridge run: {policy}: cannot read (No such file or directory)\n"
+    policy.write_text('[[manager]]\nid = "labmgr"\n[[manager.type]]\nid = 5\nversion = 4\nvlans = [5000]\n')
+    rc, _, err = run(capsys, "bridge", "run", "--port", "veth1", "--policy", str(policy))
+    assert rc == 2  # a bad policy file: the bridge does not start, and says where
+    assert err.startswith(f"evb bridge run: {policy}:6: manager[0].type[0].vlans")
 
 
 # --------------------------------------------------------------------------- no daemon: exit 3
