@@ -408,9 +408,13 @@ class Lab:
         vdp: dict[str, Any] | None = None,
         log_level: str = "info",
         name: str | None = None,
+        policy: str | Path | None = None,
     ) -> Agent:
-        """One of our agents on ``role``'s end; ``evb``/``vdp``: the [evb]/[vdp] tables of its TOML."""
-        agent = Agent(self, self.side(role), evb or {}, vdp or {}, log_level=log_level, name=name or role)
+        """One of our agents on ``role``'s end; ``evb``/``vdp``: the [evb]/[vdp] tables of its TOML;
+        ``policy``: a bridge's policy file."""
+        agent = Agent(
+            self, self.side(role), evb or {}, vdp or {}, log_level=log_level, name=name or role, policy=policy
+        )
         agent.start()
         return agent
 
@@ -765,9 +769,11 @@ class Agent:
         *,
         log_level: str = "info",
         name: str | None = None,
+        policy: str | Path | None = None,
     ) -> None:
         self.lab = lab
         self.side = side
+        self.policy = policy  #: bridge: the policy file (VSI type database)
         self.role = side.role
         self.ns = side.ns
         self.ifname = side.ifname
@@ -783,7 +789,9 @@ class Agent:
         self.proc: Process | None = None
 
     def _write_config(self) -> None:
-        head = {"iface": self.ifname} if self.role == "station" else {"ports": [self.ifname]}
+        head: dict[str, Any] = {"iface": self.ifname} if self.role == "station" else {"ports": [self.ifname]}
+        if self.policy is not None:
+            head["policy"] = str(self.policy)
         tables: dict[str, dict[str, Any]] = {self.role: head}
         if self.evb:
             tables["evb"] = self.evb
