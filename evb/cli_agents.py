@@ -103,6 +103,15 @@ def add_parsers(sub: Any) -> None:
     brun.add_argument("--config", metavar="FILE", help="bridge.toml (see README)")
     brun.add_argument("--policy", metavar="FILE", help="VSI type database (policy.toml); default: accept all")
     brun.add_argument("--socket", metavar="PATH", help=f"control socket (default {DEFAULT_BRIDGE_SOCKET})")
+    brun.add_argument(
+        "--dataplane",
+        choices=("none", "kernel"),
+        default="none",
+        help="forwarding: none (log only) or kernel (Linux bridge + nftables source filter; needs ip, bridge, nft)",
+    )
+    brun.add_argument("--bridge-name", metavar="NAME", default="evbbr0", help="the kernel data plane's bridge")
+    brun.add_argument("--nft-table", metavar="NAME", default="evb", help="the kernel data plane's nft bridge table")
+    brun.add_argument("--default-vid", metavar="VID", type=int, default=1, help="VID of untagged frames (kernel)")
     _log_args(brun)
     brun.set_defaults(func=cmd_bridge_run)
     brl = brs.add_parser(
@@ -291,8 +300,19 @@ def cmd_bridge_run(args: argparse.Namespace) -> int:
             print(f"evb bridge run: {exc}", file=sys.stderr)
             return EXIT_USAGE
     configure(args.log_format, args.log_level)
+    dataplane = None
+    if args.dataplane == "kernel":
+        from evb.vepa_bridge.kernel import KernelDataPlane
+
+        try:
+            dataplane = KernelDataPlane(
+                settings.ports, bridge=args.bridge_name, table=args.nft_table, default_vid=args.default_vid
+            )
+        except ValueError as exc:
+            print(f"evb bridge run: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
-        return main_run(settings)
+        return main_run(settings, dataplane=dataplane)
     except ControlError as exc:
         print(f"evb bridge run: {exc.message}", file=sys.stderr)
         return EXIT_PROBLEM
@@ -459,6 +479,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif "ports" in st:
             for p in st["ports"]:
                 _print_status(p)
+            dp = st.get("dataplane")
+            if dp and "error" in dp:
+                print(f"data plane ({dp['kind']}): {dp['error']}")
+            elif dp:
+                print(f"data plane: bridge {dp['bridge']}, nft table bridge {dp['table']}, {dp['vsis']} VSIs")
+                for name, port in dp["ports"].items():
+                    c = port["counters"]
+                    print(
+                        f"  {name}: hairpin {'on' if port['hairpin'] else 'off'}; forwarded {c['forwarded']}, "
+                        f"reflected {c['reflected']}, dropped {c['dropped']} (unassociated), control {c['control']}"
+                    )
         else:
             _print_status(st)
         return EXIT_OK

@@ -29,6 +29,7 @@ from evb.station_agent.daemon import dataclass_dict, port_status
 from evb.vdp.bridge import Policy, accept_all
 from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey
 from evb.vdp.wire import FilterEntry, VdpMode
+from evb.vepa_bridge.kernel import DataPlaneError, KernelDataPlane
 from evb.vepa_bridge.policy import PolicyError, VsiTypeDatabase, load_policy
 
 
@@ -93,6 +94,13 @@ class BridgeAgent:
         if s.policy:
             self.database = load_policy(s.policy)  # PolicyError: the bridge does not start
             self.log.info("bridge.policy_loaded", file=s.policy, managers=len(self.database.managers))
+        if isinstance(self.dataplane, KernelDataPlane):
+            try:
+                self.dataplane.start()  # removes a crashed run's bridge/table first
+            except DataPlaneError as exc:
+                self.dataplane.cleanup()
+                raise ControlError(ErrorCode.INTERNAL, f"kernel data plane: {exc}") from None
+            self.log.info("bridge.dataplane_started", bridge=self.dataplane.bridge, table=self.dataplane.table)
         evb = EvbConfig(
             role=Role.BRIDGE,
             rrcap=s.evb.rr,
@@ -141,6 +149,8 @@ class BridgeAgent:
             await self.server.close()
         for driver in self.drivers.values():
             driver.stop()
+        if isinstance(self.dataplane, KernelDataPlane):
+            self.dataplane.close()
         self.log.info("bridge.stopped")
 
     def request_stop(self) -> None:
@@ -153,6 +163,15 @@ class BridgeAgent:
         return listener
 
     def _on_event(self, ifname: str, port: Port, ev: Event) -> None:
+        try:
+            self._to_dataplane(ifname, ev)
+        except DataPlaneError as exc:  # the control plane goes on; the frames of that VSI do not
+            self.log.error("bridge.dataplane_failed", ifname=ifname, event=type(ev).__name__, error=str(exc))
+
+    def _to_dataplane(self, ifname: str, ev: Event) -> None:
+        dp = self.dataplane
+        if isinstance(dp, KernelDataPlane) and isinstance(ev, VsiAssociated | VsiDeassociated) and dp.defer():
+            asyncio.get_running_loop().call_soon(self._flush_dataplane, dp)  # one nft run per loop turn
         if isinstance(ev, VsiAssociated):
             self.dataplane.associate(ifname, ev.key, ev.mode, ev.entries)
         elif isinstance(ev, VsiDeassociated):
@@ -161,6 +180,12 @@ class BridgeAgent:
             self.dataplane.port_up(ifname, reflective_relay=ev.rr)
         elif isinstance(ev, EvbLost):
             self.dataplane.port_down(ifname)
+
+    def _flush_dataplane(self, dp: KernelDataPlane) -> None:
+        try:
+            dp.flush()
+        except DataPlaneError as exc:
+            self.log.error("bridge.dataplane_failed", event="flush", error=str(exc))
 
     # ------------------------------------------------------------------ policy reload
 
@@ -217,7 +242,13 @@ class BridgeAgent:
                 port_status(port, ifname)
                 | {"vsis_by_mode": port.vdp.mode_counts(), "vdp": dataclass_dict(port.vdp.counters)}
             )
-        return {"ports": ports}
+        result: dict[str, Any] = {"ports": ports}
+        if isinstance(self.dataplane, KernelDataPlane):
+            try:
+                result["dataplane"] = self.dataplane.status()
+            except DataPlaneError as exc:
+                result["dataplane"] = {"kind": "kernel", "error": str(exc)}
+        return result
 
     async def api_list(self, args: dict[str, Any], notify: Notify) -> Any:
         rows = []
@@ -247,8 +278,12 @@ class BridgeAgent:
         return rows
 
 
-def main_run(settings: BridgeSettings, policy: Policy = accept_all) -> int:
-    agent = BridgeAgent(settings, policy=policy)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(agent.run())
+def main_run(settings: BridgeSettings, policy: Policy = accept_all, dataplane: DataPlane | None = None) -> int:
+    agent = BridgeAgent(settings, policy=policy, dataplane=dataplane)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(agent.run())
+    finally:
+        if isinstance(dataplane, KernelDataPlane) and dataplane.started:
+            dataplane.close()  # also when start() or run() failed half-way
     return 0

@@ -1,0 +1,303 @@
+"""The ``kernel`` data plane: a Linux bridge and an nftables ``bridge`` table, driven with ``ip``/``bridge``/``nft``.
+
+What it builds (names configurable; defaults ``evbbr0`` and table ``evb``):
+
+* a Linux bridge, STP off, IPv6 off on the bridge device (it must not talk itself), enslaving
+  every station-facing port. ``hairpin on`` is set on a port exactly while EVB negotiated
+  reflective relay on it (``port_up(..., reflective_relay=True)``), off otherwise;
+* table ``bridge evb`` with four sets, holding exactly the associated VSIs' filter entries:
+
+  ``allowed``       ``iifname . ether saddr . vlan id``  tagged frames, formats 2/4 (MAC + VID)
+  ``untagged``      ``iifname . ether saddr``            the same entries whose VID is the port's
+                                                          default VID: an untagged frame counts as
+                                                          that VID (nft cannot put a constant in a
+                                                          concatenation, so this is a second set)
+  ``vids``          ``iifname . vlan id``                formats 1/3 (no MAC): any source MAC on
+                                                          that VID is the VSI's (the VSI is the VLAN)
+  ``untagged_vids`` ``iifname``                          formats 1/3 whose VID is the default VID
+
+  A filter VID of 0 ("bridge, choose", left unchosen) is taken as the default VID. Group IDs
+  (formats 3/4) play no part in forwarding. The default VID is 1 (``default_vid``), the VID of
+  an unconfigured Linux bridge / IEEE 802.1Q PVID.
+* chain ``prerouting`` (priority -200): link-local frames (destination 01:80:C2:00:00:00-0F)
+  from a port are dropped (counted ``control``): a Linux bridge with STP off would flood
+  01:80:C2:00:00:00, and none of them may be relayed. They still reach the control plane's
+  AF_PACKET sockets bound to the port device: those taps run before the bridge's rx handler,
+  which is where the bridge netfilter hooks are. Only what enters the forwarding path is
+  counted: 01:80:C2:00:00:00 with STP off (and the agents' own frames to it); the bridge hands
+  01..0F to the local stack (``group_fwd_mask`` 0) before any hook. Then a frame whose key is in a set is
+  accepted; anything else from a station port is dropped and counted (``dropped``);
+* chain ``forward``: per port, ``reflected`` counts frames that leave by the port they came in
+  (hairpin), ``forwarded`` frames that leave by another port. A flooded frame is counted once
+  per egress port.
+
+Sets are programmed incrementally: one ``nft -f -`` transaction per call, or per
+``batch()`` block / ``defer()``..``flush()`` for many VSIs at once (the bridge agent defers
+the changes of one event-loop turn, e.g. the VSIs of one ECPDU, and flushes them in the
+next), adding/deleting only elements whose reference count (entries shared by several VSIs)
+changes. ``start()`` removes a stale bridge/table of the same names first (after a crash),
+``close()`` removes both. Commands run synchronously (``nft`` takes a
+few milliseconds); the counters are read with ``nft -j``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from evb.vdp.events import VsiKey
+from evb.vdp.wire import FilterEntry, VdpMode
+
+Runner = Callable[[list[str], str | None], str]
+LINK_LOCAL = "ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00"
+COUNTERS = ("forwarded", "reflected", "dropped", "control")
+Element = tuple[str, str]  #: (set name, nft element text)
+
+
+class DataPlaneError(RuntimeError):
+    """A command of the kernel data plane failed."""
+
+
+def run_command(cmd: list[str], stdin: str | None = None) -> str:
+    """Run ``cmd`` (with ``stdin`` as input); its output, or ``DataPlaneError``."""
+    try:
+        res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DataPlaneError(f"{' '.join(cmd)}: {exc}") from None
+    if res.returncode != 0:
+        raise DataPlaneError(f"{' '.join(cmd)}: exit {res.returncode}: {(res.stderr or res.stdout).strip()}")
+    return res.stdout
+
+
+def _mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+class KernelDataPlane:
+    """VEPA forwarding in the kernel: bridge + nftables source filter (see the module docstring)."""
+
+    def __init__(
+        self,
+        ports: Sequence[str],
+        *,
+        bridge: str = "evbbr0",
+        table: str = "evb",
+        default_vid: int = 1,
+        runner: Runner = run_command,
+    ) -> None:
+        if not 1 <= default_vid <= 4094:
+            raise ValueError(f"default VID must be 1..4094, not {default_vid}")
+        self.ports = tuple(ports)
+        self.bridge = bridge
+        self.table = table
+        self.default_vid = default_vid
+        self._run = runner
+        self._index = {name: i for i, name in enumerate(self.ports)}
+        self.rr: dict[str, bool] = {}  #: ports EVB is up on, with hairpin state
+        self.vsis: dict[tuple[str, VsiKey], frozenset[Element]] = {}
+        self._refs: Counter[Element] = Counter()
+        self._pending: list[str] | None = None
+        self.started = False
+
+    # ------------------------------------------------------------------ life cycle
+
+    def _cmd(self, *args: str) -> str:
+        return self._run(list(args), None)
+
+    def _nft(self, script: str) -> None:
+        self._run(["nft", "-f", "-"], script)
+
+    def cleanup(self) -> None:
+        """Remove our table and bridge if they exist (a crashed run's leftovers); no error if not."""
+        with contextlib.suppress(DataPlaneError):
+            self._cmd("nft", "delete", "table", "bridge", self.table)
+        with contextlib.suppress(DataPlaneError):
+            self._cmd("ip", "link", "del", "dev", self.bridge)
+
+    def start(self) -> None:
+        self.cleanup()
+        br = self.bridge
+        self._cmd("ip", "link", "add", "name", br, "type", "bridge", "stp_state", "0")
+        with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv6/conf/{br}/disable_ipv6", "w") as f:
+            f.write("1")
+        for port in self.ports:
+            self._cmd("ip", "link", "set", "dev", port, "master", br)
+            self._cmd("bridge", "link", "set", "dev", port, "hairpin", "off")
+            self._cmd("ip", "link", "set", "dev", port, "up")
+        self._cmd("ip", "link", "set", "dev", br, "up")
+        self._nft(self._table_script())
+        self.started = True
+
+    def close(self) -> None:
+        self.cleanup()
+        self.started = False
+        self.rr.clear()
+        self.vsis.clear()
+        self._refs.clear()
+
+    def counter_name(self, ifname: str, what: str) -> str:
+        return f"p{self._index[ifname]}_{what}"
+
+    def _table_script(self) -> str:
+        t = self.table
+        lines = [f"table bridge {t} {{"]
+        for port in self.ports:
+            for what in COUNTERS:
+                lines.append(f"  counter {self.counter_name(port, what)} {{ }}")
+        lines += [
+            "  set allowed { typeof iifname . ether saddr . vlan id ; }",
+            "  set untagged { typeof iifname . ether saddr ; }",
+            "  set vids { typeof iifname . vlan id ; }",
+            "  set untagged_vids { typeof iifname ; }",
+            "  chain prerouting {",
+            "    type filter hook prerouting priority -200; policy accept;",
+        ]
+        for port in self.ports:
+            lines.append(f'    iifname "{port}" {LINK_LOCAL} counter name {self.counter_name(port, "control")} drop')
+        lines += [
+            "    ether type 8021q iifname . ether saddr . vlan id @allowed accept",
+            "    ether type 8021q iifname . vlan id @vids accept",
+            "    ether type != 8021q iifname . ether saddr @untagged accept",
+            "    ether type != 8021q iifname @untagged_vids accept",
+        ]
+        for port in self.ports:
+            lines.append(f'    iifname "{port}" counter name {self.counter_name(port, "dropped")} drop')
+        lines += ["  }", "  chain forward {", "    type filter hook forward priority 0; policy accept;"]
+        for port in self.ports:
+            refl, fwd = self.counter_name(port, "reflected"), self.counter_name(port, "forwarded")
+            lines.append(f'    iifname "{port}" oifname "{port}" counter name {refl}')
+            lines.append(f'    iifname "{port}" oifname != "{port}" counter name {fwd}')
+        lines += ["  }", "}"]
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------------ DataPlane
+
+    def port_up(self, ifname: str, *, reflective_relay: bool) -> None:
+        self._cmd("bridge", "link", "set", "dev", ifname, "hairpin", "on" if reflective_relay else "off")
+        self.rr[ifname] = reflective_relay
+
+    def port_down(self, ifname: str) -> None:
+        """EVB lost: hairpin off, and the port's VSIs go (the station is gone)."""
+        if ifname in self._index:
+            self._cmd("bridge", "link", "set", "dev", ifname, "hairpin", "off")
+        self.rr.pop(ifname, None)
+        with self.batch():
+            for port, key in [k for k in self.vsis if k[0] == ifname]:
+                self.deassociate(port, key)
+
+    def associate(self, ifname: str, key: VsiKey, mode: VdpMode, entries: tuple[FilterEntry, ...]) -> None:
+        """Program the VSI's entries (replacing what it had: a re-associate may change them)."""
+        new = frozenset(self._elements(ifname, entries))
+        old = self.vsis.get((ifname, key), frozenset())
+        self.vsis[(ifname, key)] = new
+        self._apply(add=new - old, remove=old - new)
+
+    def deassociate(self, ifname: str, key: VsiKey) -> None:
+        old = self.vsis.pop((ifname, key), None)
+        if old:
+            self._apply(add=frozenset(), remove=old)
+
+    # ------------------------------------------------------------------ sets
+
+    def _elements(self, ifname: str, entries: tuple[FilterEntry, ...]) -> Iterator[Element]:
+        name = json.dumps(ifname)  # a quoted nft string
+        for e in entries:
+            vid = e.vid or self.default_vid
+            if e.mac is not None:
+                yield ("allowed", f"{name} . {_mac(e.mac)} . {vid}")
+                if vid == self.default_vid:
+                    yield ("untagged", f"{name} . {_mac(e.mac)}")
+            else:
+                yield ("vids", f"{name} . {vid}")
+                if vid == self.default_vid:
+                    yield ("untagged_vids", name)
+
+    def _apply(self, *, add: frozenset[Element], remove: frozenset[Element]) -> None:
+        lines = []
+        for el in sorted(remove):
+            self._refs[el] -= 1
+            if self._refs[el] <= 0:
+                del self._refs[el]
+                lines.append(f"delete element bridge {self.table} {el[0]} {{ {el[1]} }}")
+        for el in sorted(add):
+            self._refs[el] += 1
+            if self._refs[el] == 1:
+                lines.append(f"add element bridge {self.table} {el[0]} {{ {el[1]} }}")
+        if not lines:
+            return
+        if self._pending is not None:
+            self._pending += lines
+        else:
+            self._nft("\n".join(lines) + "\n")
+
+    def defer(self) -> bool:
+        """From now on collect set changes until ``flush()``; False if already collecting."""
+        if self._pending is not None:
+            return False
+        self._pending = []
+        return True
+
+    def flush(self) -> None:
+        """Send the collected set changes as one ``nft -f -`` transaction, and stop collecting."""
+        lines, self._pending = self._pending, None
+        if lines:
+            self._nft("\n".join(lines) + "\n")
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect the set changes made inside the block into one ``nft -f -`` transaction."""
+        if not self.defer():  # nested: the outer block sends
+            yield
+            return
+        try:
+            yield
+        finally:
+            self.flush()
+
+    def elements(self) -> dict[str, set[str]]:
+        """What the kernel's sets hold now (read back with ``nft -j``), as ``ifname/mac/vid`` texts."""
+        out: dict[str, set[str]] = {}
+        for s in ("allowed", "untagged", "vids", "untagged_vids"):
+            doc = json.loads(self._cmd("nft", "-j", "list", "set", "bridge", self.table, s))
+            got: set[str] = set()
+            for item in doc["nftables"]:
+                for el in item.get("set", {}).get("elem", []):
+                    parts = el["concat"] if isinstance(el, dict) and "concat" in el else [el]
+                    got.add("/".join(str(p) for p in parts))
+            out[s] = got
+        return out
+
+    # ------------------------------------------------------------------ counters
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per port: frames ``forwarded`` (to another port), ``reflected`` (hairpinned back),
+        ``dropped`` (source not associated), ``control`` (link-local, not relayed)."""
+        result: dict[str, dict[str, int]] = {p: dict.fromkeys(COUNTERS, 0) for p in self.ports}
+        if not self.started:
+            return result
+        names = {self.counter_name(p, w): (p, w) for p in self.ports for w in COUNTERS}
+        doc = json.loads(self._cmd("nft", "-j", "list", "counters", "table", "bridge", self.table))
+        for item in doc["nftables"]:
+            c = item.get("counter")
+            if c and c.get("name") in names:
+                port, what = names[c["name"]]
+                result[port][what] = int(c["packets"])
+        return result
+
+    def status(self) -> dict[str, Any]:
+        counters = self.counters()
+        return {
+            "kind": "kernel",
+            "bridge": self.bridge,
+            "table": self.table,
+            "default_vid": self.default_vid,
+            "ports": {
+                p: {"evb": p in self.rr, "hairpin": self.rr.get(p, False), "counters": counters[p]} for p in self.ports
+            },
+            "vsis": len(self.vsis),
+            "elements": len(self._refs),
+        }

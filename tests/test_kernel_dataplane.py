@@ -1,0 +1,175 @@
+"""``KernelDataPlane`` without a kernel: the commands and nft scripts it produces (a recording runner).
+
+The live behaviour (frames forwarded, hairpinned, dropped, counted) is in
+tests/integration/test_dataplane_kernel.py; this checks the bookkeeping: incremental set
+changes with reference counts, batching, VID 0 and VID-only entries, port loss, cleanup.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evb.vdp.wire import FilterEntry, VdpMode
+from evb.vepa_bridge.kernel import DataPlaneError, KernelDataPlane
+
+MAC1 = bytes.fromhex("020000000101")
+MAC2 = bytes.fromhex("020000000102")
+KEY1 = (b"m" * 16, 1, b"\x01" * 16)
+KEY2 = (b"m" * 16, 1, b"\x02" * 16)
+
+
+class Recorder:
+    """Records (argv, stdin); answers ``nft -j list counters`` with ``counters``; fails what ``fail`` starts."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], str | None]] = []
+        self.fail: tuple[str, ...] = ()
+        self.counters: list[dict[str, object]] = []
+
+    def __call__(self, cmd: list[str], stdin: str | None) -> str:
+        self.calls.append((cmd, stdin))
+        if self.fail and tuple(cmd[: len(self.fail)]) == self.fail:
+            raise DataPlaneError(f"{' '.join(cmd)}: exit 1")
+        if cmd[:4] == ["nft", "-j", "list", "counters"]:
+            return json.dumps({"nftables": [{"metainfo": {}}, *({"counter": c} for c in self.counters)]})
+        return ""
+
+    def scripts(self) -> list[str]:
+        return [stdin for cmd, stdin in self.calls if cmd == ["nft", "-f", "-"] and stdin is not None]
+
+
+def make(**kw: object) -> tuple[KernelDataPlane, Recorder]:
+    rec = Recorder()
+    dp = KernelDataPlane(("p1", "p2"), runner=rec, **kw)  # type: ignore[arg-type]
+    dp.start()
+    rec.calls.clear()
+    return dp, rec
+
+
+def test_start_cleans_up_first_then_builds_bridge_and_table() -> None:
+    rec = Recorder()
+    rec.fail = ("nft", "delete")  # no stale table: not an error
+    dp = KernelDataPlane(("p1", "p2"), bridge="br9", table="t9", runner=rec)
+    dp.start()
+    argvs = [" ".join(cmd) for cmd, _ in rec.calls]
+    assert argvs[:3] == [
+        "nft delete table bridge t9",
+        "ip link del dev br9",
+        "ip link add name br9 type bridge stp_state 0",
+    ]
+    assert "ip link set dev p1 master br9" in argvs and "bridge link set dev p2 hairpin off" in argvs
+    (script,) = rec.scripts()
+    assert script.startswith("table bridge t9 {")
+    for name in ("p0_forwarded", "p0_reflected", "p0_dropped", "p0_control", "p1_dropped"):
+        assert f"counter {name} {{ }}" in script
+    assert "set allowed { typeof iifname . ether saddr . vlan id ; }" in script
+    assert 'iifname "p1" ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00 counter name p0_control drop' in script
+    assert 'iifname "p2" counter name p1_dropped drop' in script
+    assert 'iifname "p1" oifname "p1" counter name p0_reflected' in script
+    assert 'iifname "p1" oifname != "p1" counter name p0_forwarded' in script
+    # the filter drop rules come after the accepts
+    assert script.index("@untagged_vids accept") < script.index("counter name p0_dropped drop")
+
+
+def test_entries_are_reference_counted() -> None:
+    dp, rec = make()
+    entry = FilterEntry(vid=10, mac=MAC1)
+    dp.associate("p1", KEY1, VdpMode.ASSOC, (entry,))
+    dp.associate("p1", KEY2, VdpMode.ASSOC, (entry,))  # same MAC/VID in a second VSI: nothing new
+    assert rec.scripts() == ['add element bridge evb allowed { "p1" . 02:00:00:00:01:01 . 10 }\n']
+    dp.deassociate("p1", KEY1)
+    assert len(rec.scripts()) == 1  # still used by KEY2
+    dp.deassociate("p1", KEY2)
+    assert rec.scripts()[1] == 'delete element bridge evb allowed { "p1" . 02:00:00:00:01:01 . 10 }\n'
+    dp.deassociate("p1", KEY2)  # unknown: no command
+    assert len(rec.scripts()) == 2
+
+
+def test_reassociate_changes_only_the_difference() -> None:
+    dp, rec = make()
+    dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=10, mac=MAC2)))
+    dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=11, mac=MAC2)))
+    assert rec.scripts()[1] == (
+        'delete element bridge evb allowed { "p1" . 02:00:00:00:01:02 . 10 }\n'
+        'add element bridge evb allowed { "p1" . 02:00:00:00:01:02 . 11 }\n'
+    )
+    dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=11, mac=MAC2)))
+    assert len(rec.scripts()) == 2  # the same again: nothing
+
+
+@pytest.mark.parametrize("default_vid", [1, 7])
+def test_default_vid_admits_untagged_and_vid_0_means_default(default_vid: int) -> None:
+    dp, rec = make(default_vid=default_vid)
+    dp.associate("p2", KEY1, VdpMode.ASSOC, (FilterEntry(vid=0, mac=MAC1),))
+    assert rec.scripts() == [
+        f'add element bridge evb allowed {{ "p2" . 02:00:00:00:01:01 . {default_vid} }}\n'
+        'add element bridge evb untagged { "p2" . 02:00:00:00:01:01 }\n'
+    ]
+
+
+def test_vid_only_entries_go_to_the_vid_sets() -> None:
+    dp, rec = make()
+    dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=30), FilterEntry(vid=1, group_id=9)))
+    assert rec.scripts() == [
+        'add element bridge evb untagged_vids { "p1" }\n'
+        'add element bridge evb vids { "p1" . 1 }\n'
+        'add element bridge evb vids { "p1" . 30 }\n'
+    ]
+
+
+def test_batch_sends_one_transaction() -> None:
+    dp, rec = make()
+    with dp.batch():
+        for i in range(100):
+            key = (b"m" * 16, 1, i.to_bytes(16, "big"))
+            dp.associate("p1", key, VdpMode.ASSOC, (FilterEntry(vid=100, mac=bytes([2, 0, 0, 1, 0, i])),))
+        with dp.batch():  # nested: the outer block sends
+            dp.deassociate("p1", (b"m" * 16, 1, (0).to_bytes(16, "big")))
+    (script,) = rec.scripts()
+    assert script.count("add element") == 100 and script.count("delete element") == 1
+
+
+def test_port_down_turns_hairpin_off_and_removes_the_ports_vsis_at_once() -> None:
+    dp, rec = make()
+    dp.port_up("p1", reflective_relay=True)
+    dp.port_up("p2", reflective_relay=True)
+    dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1),))
+    dp.associate("p1", KEY2, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC2),))
+    dp.associate("p2", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1),))
+    rec.calls.clear()
+    dp.port_down("p1")
+    assert rec.calls[0] == (["bridge", "link", "set", "dev", "p1", "hairpin", "off"], None)
+    (script,) = rec.scripts()
+    assert script.count("delete element") == 2 and '"p2"' not in script
+    assert dp.rr == {"p2": True} and list(dp.vsis) == [("p2", KEY1)]
+
+
+def test_counters_read_by_name() -> None:
+    dp, rec = make()
+    rec.counters = [
+        {"name": "p0_forwarded", "packets": 5, "bytes": 300},
+        {"name": "p1_dropped", "packets": 1000, "bytes": 60000},
+        {"name": "other", "packets": 9, "bytes": 9},
+    ]
+    assert dp.counters() == {
+        "p1": {"forwarded": 5, "reflected": 0, "dropped": 0, "control": 0},
+        "p2": {"forwarded": 0, "reflected": 0, "dropped": 1000, "control": 0},
+    }
+
+
+def test_close_removes_table_and_bridge_even_if_one_is_gone() -> None:
+    dp, rec = make()
+    rec.fail = ("nft",)
+    dp.close()
+    assert [c for c, _ in rec.calls] == [
+        ["nft", "delete", "table", "bridge", "evb"],
+        ["ip", "link", "del", "dev", "evbbr0"],
+    ]
+    assert not dp.started and dp.counters()["p1"]["dropped"] == 0
+
+
+def test_default_vid_range() -> None:
+    with pytest.raises(ValueError, match=r"1\.\.4094"):
+        KernelDataPlane(("p1",), default_vid=4095)
