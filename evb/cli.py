@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evb.cli_agents import add_parsers as _agent_parsers
 
     _agent_parsers(sub)
+    from evb.labdemo import add_parser as _lab_parser
+
+    _lab_parser(sub)
     _SUBPARSERS.clear()
     _SUBPARSERS.update(sub.choices)
     return parser
