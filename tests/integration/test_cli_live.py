@@ -81,7 +81,14 @@ def evb(*argv: str, mount_of: int | None = None, cwd: Path | None = None, timeou
     """``evb ARGV`` in a subprocess (inside the mount namespace of process ``mount_of`` if given)."""
     cmd = [sys.executable, "-m", "evb.cli", *argv]
     if mount_of is not None:
-        cmd = ["nsenter", f"--mount=/proc/{mount_of}/ns/mnt", f"--wd={cwd or Path.cwd()}", "--", *cmd]
+        cmd = [
+            "nsenter",
+            f"--mount=/proc/{mount_of}/ns/mnt",
+            f"--root=/proc/{mount_of}/root",
+            f"--wd={cwd or Path.cwd()}",
+            "--",
+            *cmd,
+        ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
     return Out(res.returncode, res.stdout, res.stderr)
 
