@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from evb.errors import EvbError
+from evb.lldp.negotiate import EvbConfig, Role
+from evb.port import PortConfig
 
 
 class ConfigError(EvbError):
@@ -222,4 +224,18 @@ def load_bridge(
         policy=policy or r.get(t, "bridge", "policy", str, None),
         evb=_evb(r, "rrcap"),
         vdp=_vdp(r, bridge=True),
+    )
+
+
+def port_config(role: Role, mac: bytes, evb: EvbSettings, vdp: VdpSettings, *, first_seq: int) -> PortConfig:
+    """The sans-IO port's configuration from an agent's settings (``rr`` is RRREQ or RRCAP by role)."""
+    rr = {"rrreq": evb.rr} if role is Role.STATION else {"rrcap": evb.rr}
+    return PortConfig(
+        mac=mac,
+        evb=EvbConfig(role=role, gid=evb.gid, r=evb.retries, rte=evb.rte, rwd=evb.rwd, rka=evb.rka, **rr),
+        min_gap=vdp.min_gap_ms / 1000,
+        max_per_pdu=vdp.max_per_pdu,
+        end_tlv=vdp.end_tlv,
+        max_vsis=vdp.max_vsis,
+        first_seq=first_seq,
     )

@@ -153,6 +153,15 @@ class RawLink:
         self.sock.close()
 
 
+def interface_mac(ifname: str) -> bytes:
+    """The interface's MAC address (opens and closes a ``RawLink``; raises ``OSError``)."""
+    link = RawLink(ifname)
+    try:
+        return link.mac
+    finally:
+        link.close()
+
+
 def link_is_up(ifname: str) -> bool:
     """Carrier and administrative state from sysfs (``operstate`` up or unknown)."""
     try:

@@ -20,12 +20,13 @@ import structlog
 
 from evb.aio.control_server import ControlServer, Notify
 from evb.aio.driver import PortDriver
+from evb.aio.rawsock import interface_mac
 from evb.control import MODE_NAMES, MODES, ControlError, ErrorCode, entry_json, key_text, vsi_from_args, vsi_json
 from evb.errors import LocalProtocolError
 from evb.lldp.events import EvbLost, EvbNegotiated
-from evb.lldp.negotiate import EvbConfig, Role
-from evb.port import Event, Port, PortConfig, StationPort
-from evb.settings import StationSettings
+from evb.lldp.negotiate import Role
+from evb.port import Event, Port, StationPort
+from evb.settings import StationSettings, port_config
 from evb.station_agent.state import DesiredState
 from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey, VsiRejected
 from evb.vdp.station import StState, Vsi
@@ -59,31 +60,12 @@ class StationAgent:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings
-        from evb.aio.rawsock import RawLink
-
         try:
-            mac = RawLink(s.iface)
-            own_mac = mac.mac
-            mac.close()
+            own_mac = interface_mac(s.iface)
         except OSError as exc:
             raise ControlError(ErrorCode.INTERNAL, f"cannot open {s.iface}: {exc}") from None
-        evb = EvbConfig(
-            role=Role.STATION,
-            rrreq=s.evb.rr,
-            gid=s.evb.gid,
-            r=s.evb.retries,
-            rte=s.evb.rte,
-            rwd=s.evb.rwd,
-            rka=s.evb.rka,
-        )
-        config = PortConfig(
-            mac=own_mac,
-            evb=evb,
-            min_gap=s.vdp.min_gap_ms / 1000,
-            max_per_pdu=s.vdp.max_per_pdu,
-            end_tlv=s.vdp.end_tlv,
-            first_seq=random.randrange(1, 0x10000),  # never the number a peer saw last (ecp.md §4.3)
-        )
+        # a random first sequence number: never the one a peer saw last (ecp.md §4.3)
+        config = port_config(Role.STATION, own_mac, s.evb, s.vdp, first_seq=random.randrange(1, 0x10000))
         self.port = StationPort(config, now=loop.time())
         self.driver = PortDriver(self.port, s.iface, self.log)
         self.driver.listeners.append(self._on_event)

@@ -19,12 +19,12 @@ import structlog
 
 from evb.aio.control_server import ControlServer, Notify
 from evb.aio.driver import PortDriver
-from evb.aio.rawsock import RawLink
+from evb.aio.rawsock import interface_mac
 from evb.control import MODE_NAMES, ControlError, ErrorCode, entry_json, key_text
 from evb.lldp.events import EvbLost, EvbNegotiated
-from evb.lldp.negotiate import EvbConfig, Role
-from evb.port import BridgePort, Event, Port, PortConfig
-from evb.settings import BridgeSettings
+from evb.lldp.negotiate import Role
+from evb.port import BridgePort, Event, Port
+from evb.settings import BridgeSettings, port_config
 from evb.station_agent.daemon import dataclass_dict, port_status
 from evb.vdp.bridge import Policy, accept_all
 from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey
@@ -101,31 +101,12 @@ class BridgeAgent:
                 self.dataplane.cleanup()
                 raise ControlError(ErrorCode.INTERNAL, f"kernel data plane: {exc}") from None
             self.log.info("bridge.dataplane_started", bridge=self.dataplane.bridge, table=self.dataplane.table)
-        evb = EvbConfig(
-            role=Role.BRIDGE,
-            rrcap=s.evb.rr,
-            gid=s.evb.gid,
-            r=s.evb.retries,
-            rte=s.evb.rte,
-            rwd=s.evb.rwd,
-            rka=s.evb.rka,
-        )
         for ifname in s.ports:
             try:
-                link = RawLink(ifname)
-                mac = link.mac
-                link.close()
+                mac = interface_mac(ifname)
             except OSError as exc:
                 raise ControlError(ErrorCode.INTERNAL, f"cannot open port {ifname}: {exc}") from None
-            config = PortConfig(
-                mac=mac,
-                evb=evb,
-                min_gap=s.vdp.min_gap_ms / 1000,
-                max_per_pdu=s.vdp.max_per_pdu,
-                end_tlv=s.vdp.end_tlv,
-                max_vsis=s.vdp.max_vsis,
-                first_seq=random.randrange(1, 0x10000),
-            )
+            config = port_config(Role.BRIDGE, mac, s.evb, s.vdp, first_seq=random.randrange(1, 0x10000))
             port = BridgePort(config, now=loop.time(), policy=self._port_policy(ifname))
             driver = PortDriver(port, ifname, self.log.bind(ifname=ifname))
             driver.listeners.append(self._listener(ifname))
