@@ -105,13 +105,13 @@ def add_parsers(sub: Any) -> None:
     brun.add_argument("--socket", metavar="PATH", help=f"control socket (default {DEFAULT_BRIDGE_SOCKET})")
     brun.add_argument(
         "--dataplane",
-        choices=("none", "kernel"),
-        default="none",
-        help="forwarding: none (log only) or kernel (Linux bridge + nftables source filter; needs ip, bridge, nft)",
+        choices=("none", "kernel", "emulated"),
+        help="forwarding (default: [dataplane] kind, else none): none (log only), kernel (Linux bridge + "
+        "nftables source filter; needs ip, bridge, nft) or emulated (a Python bridge over AF_PACKET rings)",
     )
-    brun.add_argument("--bridge-name", metavar="NAME", default="evbbr0", help="the kernel data plane's bridge")
-    brun.add_argument("--nft-table", metavar="NAME", default="evb", help="the kernel data plane's nft bridge table")
-    brun.add_argument("--default-vid", metavar="VID", type=int, default=1, help="VID of untagged frames (kernel)")
+    brun.add_argument("--bridge-name", metavar="NAME", help="the kernel data plane's bridge (default evbbr0)")
+    brun.add_argument("--nft-table", metavar="NAME", help="the kernel data plane's nft bridge table (default evb)")
+    brun.add_argument("--default-vid", metavar="VID", type=int, help="the VID untagged frames count as (default 1)")
     _log_args(brun)
     brun.set_defaults(func=cmd_bridge_run)
     brl = brs.add_parser(
@@ -126,7 +126,18 @@ def add_parsers(sub: Any) -> None:
     brl.add_argument("--json", action="store_true", help="print JSON")
     brl.set_defaults(func=cmd_bridge_reload)
     bst = brs.add_parser(
-        "status", help="negotiated EVB values, counters, VSIs per port", formatter_class=_F, epilog=_EXIT
+        "status",
+        help="negotiated EVB values, counters, VSIs per port, data-plane counters",
+        formatter_class=_F,
+        description=textwrap.dedent(
+            """\
+            Per port: EVB, ECP and VDP state and counters; then the data plane's counters per port
+            (frames forwarded to another port, reflected back out of the port they came in, dropped
+            because their source is no associated VSI's, link-local frames kept from relaying) and
+            per VSI (forwarded/reflected; the kernel backend counts them together as "passed";
+            dropped: frames of a VSI that is only pre-associated)."""
+        ),
+        epilog=_EXIT,
     )
     bst.add_argument("--socket", metavar="PATH", default=DEFAULT_BRIDGE_SOCKET, help="a control socket path")
     bst.add_argument("--json", action="store_true", help="print JSON")
@@ -284,10 +295,18 @@ def cmd_station_run(args: argparse.Namespace) -> int:
 
 def cmd_bridge_run(args: argparse.Namespace) -> int:
     from evb.logconfig import configure
-    from evb.vepa_bridge.daemon import main_run
+    from evb.vepa_bridge.daemon import main_run, make_dataplane
 
     try:
-        settings = load_bridge(args.config, ports=args.port, socket=args.socket, policy=args.policy)
+        dataplane_args = {
+            "kind": args.dataplane,
+            "bridge_name": args.bridge_name,
+            "nft_table": args.nft_table,
+            "default_vid": args.default_vid,
+        }
+        settings = load_bridge(
+            args.config, ports=args.port, socket=args.socket, policy=args.policy, dataplane=dataplane_args
+        )
     except ConfigError as exc:
         print(f"evb bridge run: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -300,19 +319,8 @@ def cmd_bridge_run(args: argparse.Namespace) -> int:
             print(f"evb bridge run: {exc}", file=sys.stderr)
             return EXIT_USAGE
     configure(args.log_format, args.log_level)
-    dataplane = None
-    if args.dataplane == "kernel":
-        from evb.vepa_bridge.kernel import KernelDataPlane
-
-        try:
-            dataplane = KernelDataPlane(
-                settings.ports, bridge=args.bridge_name, table=args.nft_table, default_vid=args.default_vid
-            )
-        except ValueError as exc:
-            print(f"evb bridge run: {exc}", file=sys.stderr)
-            return EXIT_USAGE
     try:
-        return main_run(settings, dataplane=dataplane)
+        return main_run(settings, dataplane=make_dataplane(settings))
     except ControlError as exc:
         print(f"evb bridge run: {exc.message}", file=sys.stderr)
         return EXIT_PROBLEM
@@ -444,6 +452,8 @@ def cmd_vsi_show(args: argparse.Namespace) -> int:
                 for k, v in r.items():
                     if isinstance(v, list):  # filters in the notation of --filter, not Python's repr
                         v = ",".join(_entry_text(f) if isinstance(f, dict) else str(f) for f in v)
+                    elif k == "counters":  # the bridge's data plane: frames of this VSI
+                        v = _vsi_counter_text(v)
                     print(f"{k:>14}: {'-' if v is None else v}")
                 print()
         return EXIT_OK
@@ -471,25 +481,45 @@ def _print_status(st: dict[str, Any]) -> None:
     print("  VSIs: " + (", ".join(f"{k} {v}" for k, v in sorted(by.items())) or "none"))
 
 
+def _vsi_counter_text(c: dict[str, int] | None) -> str:
+    if not c:
+        return "-"
+    return ", ".join(f"{k} {v}" for k, v in c.items())
+
+
+def _print_dataplane(dp: dict[str, Any], vsis: list[dict[str, Any]]) -> None:
+    if "error" in dp:
+        print(f"data plane ({dp['kind']}): {dp['error']}")
+        return
+    if dp["kind"] == "none":
+        print("data plane: none (log only: no frames are forwarded)")
+        return
+    where = f"bridge {dp['bridge']}, nft table bridge {dp['table']}" if dp["kind"] == "kernel" else "AF_PACKET rings"
+    print(f"data plane: {dp['kind']} ({where}), {dp['vsis']} VSIs, default VID {dp['default_vid']}")
+    rows = []
+    for name, port in dp["ports"].items():
+        c = port.get("counters", {})
+        rows.append({"port": name, "hairpin": "on" if port["hairpin"] else "off", **c})
+    print(_table(rows, ["port", "hairpin", "forwarded", "reflected", "dropped", "control"]))
+    counted = [v for v in vsis if v.get("counters")]
+    if counted:
+        counted.sort(key=lambda v: -sum(v["counters"].values()))
+        print(f"per VSI ({len(counted)}{', the 20 busiest' if len(counted) > 20 else ''}):")
+        keys = list(counted[0]["counters"])
+        top = [{"port": v["port"], "vsi": v["vsi"], **v["counters"]} for v in counted[:20]]
+        print(_table(top, ["port", "vsi", *keys]))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     def go(args: argparse.Namespace) -> int:
-        st = _call(args, "status")
+        st = _call(args, "status", {"vsis": True})
         if args.json:
             print(json.dumps(st))
         elif "ports" in st:
             for p in st["ports"]:
                 _print_status(p)
-            dp = st.get("dataplane")
-            if dp and "error" in dp:
-                print(f"data plane ({dp['kind']}): {dp['error']}")
-            elif dp:
-                print(f"data plane: bridge {dp['bridge']}, nft table bridge {dp['table']}, {dp['vsis']} VSIs")
-                for name, port in dp["ports"].items():
-                    c = port["counters"]
-                    print(
-                        f"  {name}: hairpin {'on' if port['hairpin'] else 'off'}; forwarded {c['forwarded']}, "
-                        f"reflected {c['reflected']}, dropped {c['dropped']} (unassociated), control {c['control']}"
-                    )
+            if st.get("dataplane"):
+                _print_dataplane(st["dataplane"], st.get("vsis", []))
         else:
             _print_status(st)
         return EXIT_OK

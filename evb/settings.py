@@ -20,8 +20,15 @@ Station (``station.toml``)::
     max_per_pdu = 0        # VSI TLVs per ECPDU, 0 = as many as fit
     end_tlv = true
 
-Bridge (``bridge.toml``): ``[bridge] ports = ["eth1", ...]``, ``socket``, and ``[evb]`` with
-``rrcap`` instead of ``rrreq``; ``[vdp]`` adds ``max_vsis``.
+Bridge (``bridge.toml``): ``[bridge] ports = ["eth1", ...]``, ``socket``, ``policy``, and ``[evb]``
+with ``rrcap`` instead of ``rrreq``; ``[vdp]`` adds ``max_vsis``; and the forwarding::
+
+    [dataplane]
+    kind = "kernel"        # none (log only), kernel (Linux bridge + nftables), emulated (Python, AF_PACKET)
+    bridge_name = "evbbr0" # kernel: the Linux bridge it creates
+    nft_table = "evb"      # kernel: its nftables bridge table
+    default_vid = 1        # the VID an untagged frame counts as
+    ring_frames = 16384    # emulated: frames per port ring (each way)
 """
 
 from __future__ import annotations
@@ -74,12 +81,27 @@ class StationSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DataPlaneSettings:
+    """``[dataplane]`` of bridge.toml: which forwarding backend, and its knobs."""
+
+    kind: str = "none"  #: none (log only), kernel (Linux bridge + nftables), emulated (Python over AF_PACKET)
+    bridge_name: str = "evbbr0"  #: kernel: the Linux bridge
+    nft_table: str = "evb"  #: kernel: the nftables bridge-family table
+    default_vid: int = 1  #: the VID an untagged frame counts as (both backends)
+    ring_frames: int = 16384  #: emulated: frames in each port's receive (and transmit) ring
+
+
+DATAPLANE_KINDS = ("none", "kernel", "emulated")
+
+
+@dataclass(frozen=True, slots=True)
 class BridgeSettings:
     ports: tuple[str, ...]
     socket: str
     policy: str | None = None
     evb: EvbSettings = field(default_factory=EvbSettings)
     vdp: VdpSettings = field(default_factory=VdpSettings)
+    dataplane: DataPlaneSettings = field(default_factory=DataPlaneSettings)
 
 
 def default_station_socket(iface: str) -> str:
@@ -210,10 +232,17 @@ def load_station(
 
 
 def load_bridge(
-    path: str | Path | None, *, ports: list[str] | None = None, socket: str | None = None, policy: str | None = None
+    path: str | Path | None,
+    *,
+    ports: list[str] | None = None,
+    socket: str | None = None,
+    policy: str | None = None,
+    dataplane: dict[str, Any] | None = None,
 ) -> BridgeSettings:
+    """bridge.toml (or defaults), with the command line's values on top (``dataplane``: the
+    ``[dataplane]`` keys given as options; ``None`` values are not given)."""
     r = _read(path)
-    r.tables({"bridge", "evb", "vdp"})
+    r.tables({"bridge", "evb", "vdp", "dataplane"})
     t = r.table("bridge", {"ports", "socket", "policy"})
     names = ports or r.get(t, "bridge", "ports", list, [])
     if not names or not all(isinstance(n, str) and n for n in names):
@@ -224,6 +253,34 @@ def load_bridge(
         policy=policy or r.get(t, "bridge", "policy", str, None),
         evb=_evb(r, "rrcap"),
         vdp=_vdp(r, bridge=True),
+        dataplane=_dataplane(r, {k: v for k, v in (dataplane or {}).items() if v is not None}),
+    )
+
+
+def _dataplane(r: _Reader, given: dict[str, Any]) -> DataPlaneSettings:
+    t = r.table("dataplane", {"kind", "bridge_name", "nft_table", "default_vid", "ring_frames"})
+    kind = given.get("kind") or r.get(t, "dataplane", "kind", str, "none")
+    if kind not in DATAPLANE_KINDS:
+        where = r.line_of("dataplane", "kind")
+        raise ConfigError(r.path, "dataplane.kind", f"{kind!r} is not one of {', '.join(DATAPLANE_KINDS)}", where)
+    names = {}
+    for key, default in (("bridge_name", "evbbr0"), ("nft_table", "evb")):
+        value = given.get(key) or r.get(t, "dataplane", key, str, default)
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,14}", value):
+            raise ConfigError(
+                r.path, f"dataplane.{key}", f"{value!r}: 1-15 letters, digits, _ . -", r.line_of("dataplane", key)
+            )
+        names[key] = value
+    default_vid = given.get("default_vid")
+    if default_vid is None:
+        default_vid = r.get(t, "dataplane", "default_vid", int, 1, 1, 4094)
+    elif not 1 <= default_vid <= 4094:
+        raise ConfigError(None, "--default-vid", f"{default_vid} is outside 1..4094")
+    return DataPlaneSettings(
+        kind=kind,
+        default_vid=default_vid,
+        ring_frames=r.get(t, "dataplane", "ring_frames", int, 16384, 64, 1 << 20),
+        **names,
     )
 
 

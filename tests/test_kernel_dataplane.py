@@ -64,13 +64,30 @@ def test_start_cleans_up_first_then_builds_bridge_and_table() -> None:
     assert script.startswith("table bridge t9 {")
     for name in ("p0_forwarded", "p0_reflected", "p0_dropped", "p0_control", "p1_dropped"):
         assert f"counter {name} {{ }}" in script
-    assert "set allowed { typeof iifname . ether saddr . vlan id ; }" in script
-    assert 'iifname "p1" ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00 counter name p0_control drop' in script
+    for name in ("allowed", "held_allowed"):  # per-element counters: the per-VSI counts
+        assert f"set {name} {{ typeof iifname . ether saddr . vlan id ; counter ; }}" in script
+    assert "ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00 jump control" in script
+    assert 'iifname "p1" counter name p0_control drop' in script
     assert 'iifname "p2" counter name p1_dropped drop' in script
-    assert 'iifname "p1" oifname "p1" counter name p0_reflected' in script
-    assert 'iifname "p1" oifname != "p1" counter name p0_forwarded' in script
-    # the filter drop rules come after the accepts
-    assert script.index("@untagged_vids accept") < script.index("counter name p0_dropped drop")
+    assert '"p1" . "p1" : "p0_reflected", "p1" . "p2" : "p0_forwarded"' in script
+    assert '"p2" . "p1" : "p1_forwarded", "p2" . "p2" : "p1_reflected"' in script
+    # link-local first, then the accepts, then the refusals (pre-associated VSIs counted, then dropped)
+    assert script.index("jump control") < script.index("@allowed accept") < script.index("@untagged_vids accept")
+    assert script.index("@untagged_vids accept") < script.index("jump refuse")
+    refuse = script[script.index("chain refuse") :]
+    assert refuse.index("@held_untagged_vids") < refuse.index("counter name p0_dropped drop")
+
+
+def test_pre_associated_vsi_is_held_not_admitted() -> None:
+    dp, rec = make()
+    entry = FilterEntry(vid=10, mac=MAC1)
+    dp.associate("p1", KEY1, VdpMode.PREASSOC, (entry,))
+    assert rec.scripts() == ['add element bridge evb held_allowed { "p1" . 02:00:00:00:01:01 . 10 }\n']
+    dp.associate("p1", KEY1, VdpMode.ASSOC, (entry,))  # now associated: moved to the admission set
+    assert rec.scripts()[1] == (
+        'delete element bridge evb held_allowed { "p1" . 02:00:00:00:01:01 . 10 }\n'
+        'add element bridge evb allowed { "p1" . 02:00:00:00:01:01 . 10 }\n'
+    )
 
 
 def test_entries_are_reference_counted() -> None:

@@ -34,7 +34,18 @@ from evb.vepa_bridge.policy import PolicyError, VsiTypeDatabase, load_policy
 
 
 class DataPlane(Protocol):
-    """What the bridge's forwarding needs to hear from the control plane."""
+    """What the bridge's forwarding needs to hear from the control plane (``KernelDataPlane``,
+    ``EmulatedDataPlane``, ``LogOnlyDataPlane``). ``start`` runs inside the event loop."""
+
+    started: bool
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def vsi_counters(self, ifname: str, key: VsiKey) -> dict[str, int] | None: ...
 
     def port_up(self, ifname: str, *, reflective_relay: bool) -> None: ...
 
@@ -45,12 +56,28 @@ class DataPlane(Protocol):
     def deassociate(self, ifname: str, key: VsiKey) -> None: ...
 
 
+_DP_INFO = ("kind", "bridge", "table", "default_vid", "ring_frames")
+
+
 class LogOnlyDataPlane:
     """No forwarding yet: records what it is told (``evb bridge status`` shows it)."""
 
     def __init__(self) -> None:
         self.ports: dict[str, bool] = {}
         self.vsis: dict[tuple[str, VsiKey], tuple[VdpMode, tuple[FilterEntry, ...]]] = {}
+        self.started = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def close(self) -> None:
+        self.started = False
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "none", "ports": {p: {"evb": True, "hairpin": rr} for p, rr in self.ports.items()}}
+
+    def vsi_counters(self, ifname: str, key: VsiKey) -> dict[str, int] | None:
+        return None
 
     def port_up(self, ifname: str, *, reflective_relay: bool) -> None:
         self.ports[ifname] = reflective_relay
@@ -94,13 +121,13 @@ class BridgeAgent:
         if s.policy:
             self.database = load_policy(s.policy)  # PolicyError: the bridge does not start
             self.log.info("bridge.policy_loaded", file=s.policy, managers=len(self.database.managers))
-        if isinstance(self.dataplane, KernelDataPlane):
-            try:
-                self.dataplane.start()  # removes a crashed run's bridge/table first
-            except DataPlaneError as exc:
-                self.dataplane.cleanup()
-                raise ControlError(ErrorCode.INTERNAL, f"kernel data plane: {exc}") from None
-            self.log.info("bridge.dataplane_started", bridge=self.dataplane.bridge, table=self.dataplane.table)
+        dp = self.dataplane
+        try:
+            dp.start()  # kernel: removes a crashed run's bridge/table first
+        except DataPlaneError as exc:
+            dp.close()
+            raise ControlError(ErrorCode.INTERNAL, f"{getattr(dp, 'kind', '')} data plane: {exc}") from None
+        self.log.info("bridge.dataplane_started", **{k: getattr(dp, k) for k in _DP_INFO if hasattr(dp, k)})
         for ifname in s.ports:
             try:
                 mac = interface_mac(ifname)
@@ -130,8 +157,7 @@ class BridgeAgent:
             await self.server.close()
         for driver in self.drivers.values():
             driver.stop()
-        if isinstance(self.dataplane, KernelDataPlane):
-            self.dataplane.close()
+        self.dataplane.close()
         self.log.info("bridge.stopped")
 
     def request_stop(self) -> None:
@@ -224,15 +250,29 @@ class BridgeAgent:
                 | {"vsis_by_mode": port.vdp.mode_counts(), "vdp": dataclass_dict(port.vdp.counters)}
             )
         result: dict[str, Any] = {"ports": ports}
-        if isinstance(self.dataplane, KernelDataPlane):
-            try:
-                result["dataplane"] = self.dataplane.status()
-            except DataPlaneError as exc:
-                result["dataplane"] = {"kind": "kernel", "error": str(exc)}
+        try:
+            result["dataplane"] = self.dataplane.status()
+        except DataPlaneError as exc:
+            result["dataplane"] = {"kind": getattr(self.dataplane, "kind", "?"), "error": str(exc)}
+        if args.get("vsis"):
+            result["vsis"] = await self.api_list({"counters": True}, notify)
         return result
 
+    def _vsi_counters(self) -> Callable[[str, VsiKey], dict[str, int] | None]:
+        """A lookup of per-VSI data-plane counters (the kernel backend reads all of them at once)."""
+        dp = self.dataplane
+        if isinstance(dp, KernelDataPlane):
+            try:
+                table = dp.vsi_counters_all()
+            except DataPlaneError as exc:
+                self.log.error("bridge.dataplane_failed", event="counters", error=str(exc))
+                table = {}
+            return lambda ifname, key: table.get((ifname, key))
+        return dp.vsi_counters
+
     async def api_list(self, args: dict[str, Any], notify: Notify) -> Any:
-        rows = []
+        rows: list[dict[str, Any]] = []
+        counters = self._vsi_counters() if args.get("counters") else None
         for ifname, d in self.drivers.items():
             port = d.port
             assert isinstance(port, BridgePort)
@@ -249,14 +289,28 @@ class BridgeAgent:
                         "expires_in": None if rec.deadline is None else round(rec.deadline - d.loop.time(), 3),
                     }
                 )
+                if counters is not None:
+                    rows[-1]["counters"] = counters(ifname, key)
         return rows
 
     async def api_show(self, args: dict[str, Any], notify: Notify) -> Any:
         text = str(args.get("uuid", "")).lower()
-        rows = [r for r in await self.api_list(args, notify) if text and text in r["vsi"].lower()]
+        rows = [r for r in await self.api_list({"counters": True}, notify) if text and text in r["vsi"].lower()]
         if not rows:
             raise ControlError(ErrorCode.NOT_FOUND, f"no VSI matching {text!r}")
         return rows
+
+
+def make_dataplane(settings: BridgeSettings) -> DataPlane | None:
+    """The data plane ``settings.dataplane`` names (``None`` for ``none``: log only)."""
+    d = settings.dataplane
+    if d.kind == "kernel":
+        return KernelDataPlane(settings.ports, bridge=d.bridge_name, table=d.nft_table, default_vid=d.default_vid)
+    if d.kind == "emulated":
+        from evb.vepa_bridge.emulated import EmulatedDataPlane
+
+        return EmulatedDataPlane(settings.ports, default_vid=d.default_vid, ring_frames=d.ring_frames)
+    return None
 
 
 def main_run(settings: BridgeSettings, policy: Policy = accept_all, dataplane: DataPlane | None = None) -> int:
@@ -265,6 +319,6 @@ def main_run(settings: BridgeSettings, policy: Policy = accept_all, dataplane: D
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(agent.run())
     finally:
-        if isinstance(dataplane, KernelDataPlane) and dataplane.started:
+        if dataplane is not None and dataplane.started:
             dataplane.close()  # also when start() or run() failed half-way
     return 0

@@ -55,6 +55,12 @@ from evb.vdp.wire import FilterEntry, VdpMode
 Runner = Callable[[list[str], str | None], str]
 LINK_LOCAL = "ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00"
 COUNTERS = ("forwarded", "reflected", "dropped", "control")
+SETS = {  #: admission sets and their keys; each has a ``held_`` twin for pre-associated VSIs
+    "allowed": "iifname . ether saddr . vlan id",
+    "untagged": "iifname . ether saddr",
+    "vids": "iifname . vlan id",
+    "untagged_vids": "iifname",
+}
 Element = tuple[str, str]  #: (set name, nft element text)
 
 
@@ -79,6 +85,8 @@ def _mac(mac: bytes) -> str:
 
 class KernelDataPlane:
     """VEPA forwarding in the kernel: bridge + nftables source filter (see the module docstring)."""
+
+    kind = "kernel"
 
     def __init__(
         self,
@@ -148,30 +156,48 @@ class KernelDataPlane:
         for port in self.ports:
             for what in COUNTERS:
                 lines.append(f"  counter {self.counter_name(port, what)} {{ }}")
+        for name, key in SETS.items():
+            for prefix in ("", "held_"):
+                lines.append(f"  set {prefix}{name} {{ typeof {key} ; counter ; }}")
         lines += [
-            "  set allowed { typeof iifname . ether saddr . vlan id ; }",
-            "  set untagged { typeof iifname . ether saddr ; }",
-            "  set vids { typeof iifname . vlan id ; }",
-            "  set untagged_vids { typeof iifname ; }",
             "  chain prerouting {",
             "    type filter hook prerouting priority -200; policy accept;",
-        ]
-        for port in self.ports:
-            lines.append(f'    iifname "{port}" {LINK_LOCAL} counter name {self.counter_name(port, "control")} drop')
-        lines += [
+            f"    {LINK_LOCAL} jump control",
             "    ether type 8021q iifname . ether saddr . vlan id @allowed accept",
             "    ether type 8021q iifname . vlan id @vids accept",
             "    ether type != 8021q iifname . ether saddr @untagged accept",
             "    ether type != 8021q iifname @untagged_vids accept",
+            "    jump refuse",
+            "  }",
+            "  chain control {",
+        ]
+        for port in self.ports:
+            lines.append(f'    iifname "{port}" counter name {self.counter_name(port, "control")} drop')
+        lines += [
+            "    drop",
+            "  }",
+            "  chain refuse {",
+            # a frame of a VSI that is only pre-associated: counted on that VSI's entry, then dropped
+            "    ether type 8021q iifname . ether saddr . vlan id @held_allowed",
+            "    ether type 8021q iifname . vlan id @held_vids",
+            "    ether type != 8021q iifname . ether saddr @held_untagged",
+            "    ether type != 8021q iifname @held_untagged_vids",
         ]
         for port in self.ports:
             lines.append(f'    iifname "{port}" counter name {self.counter_name(port, "dropped")} drop')
-        lines += ["  }", "  chain forward {", "    type filter hook forward priority 0; policy accept;"]
-        for port in self.ports:
-            refl, fwd = self.counter_name(port, "reflected"), self.counter_name(port, "forwarded")
-            lines.append(f'    iifname "{port}" oifname "{port}" counter name {refl}')
-            lines.append(f'    iifname "{port}" oifname != "{port}" counter name {fwd}')
-        lines += ["  }", "}"]
+        pairs = ", ".join(
+            f'"{a}" . "{b}" : "{self.counter_name(a, "reflected" if a == b else "forwarded")}"'
+            for a in self.ports
+            for b in self.ports
+        )
+        lines += [
+            "  }",
+            "  chain forward {",
+            "    type filter hook forward priority 0; policy accept;",
+            f"    counter name iifname . oifname map {{ {pairs} }}",
+            "  }",
+            "}",
+        ]
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ DataPlane
@@ -190,8 +216,11 @@ class KernelDataPlane:
                 self.deassociate(port, key)
 
     def associate(self, ifname: str, key: VsiKey, mode: VdpMode, entries: tuple[FilterEntry, ...]) -> None:
-        """Program the VSI's entries (replacing what it had: a re-associate may change them)."""
-        new = frozenset(self._elements(ifname, entries))
+        """Program the VSI's entries (replacing what it had: a re-associate may change them): into
+        the admission sets if ``mode`` is Associate, else into their ``held_`` twins (a
+        pre-associated VSI's frames are dropped, and counted on it)."""
+        prefix = "" if mode == VdpMode.ASSOC else "held_"
+        new = frozenset((prefix + s, text) for s, text in self._elements(ifname, entries))
         old = self.vsis.get((ifname, key), frozenset())
         self.vsis[(ifname, key)] = new
         self._apply(add=new - old, remove=old - new)
@@ -258,18 +287,49 @@ class KernelDataPlane:
         finally:
             self.flush()
 
+    def _read_set(self, name: str) -> dict[str, int]:
+        """One set as the kernel holds it (``nft -j``): element text (as ``_elements`` writes it) → packets."""
+        doc = json.loads(self._cmd("nft", "-j", "list", "set", "bridge", self.table, name))
+        got: dict[str, int] = {}
+        for item in doc["nftables"]:
+            for el in item.get("set", {}).get("elem", []):
+                packets = 0
+                if isinstance(el, dict) and "elem" in el:  # an element with its counter
+                    packets = int(el["elem"].get("counter", {}).get("packets", 0))
+                    el = el["elem"]["val"]
+                parts = el["concat"] if isinstance(el, dict) and "concat" in el else [el]
+                got[" . ".join(json.dumps(p) if i == 0 else str(p) for i, p in enumerate(parts))] = packets
+        return got
+
     def elements(self) -> dict[str, set[str]]:
         """What the kernel's sets hold now (read back with ``nft -j``), as ``ifname/mac/vid`` texts."""
         out: dict[str, set[str]] = {}
-        for s in ("allowed", "untagged", "vids", "untagged_vids"):
-            doc = json.loads(self._cmd("nft", "-j", "list", "set", "bridge", self.table, s))
-            got: set[str] = set()
-            for item in doc["nftables"]:
-                for el in item.get("set", {}).get("elem", []):
-                    parts = el["concat"] if isinstance(el, dict) and "concat" in el else [el]
-                    got.add("/".join(str(p) for p in parts))
-            out[s] = got
+        for name in SETS:
+            for s in (name, "held_" + name):
+                out[s] = {t.replace(" . ", "/").replace('"', "") for t in self._read_set(s)}
         return out
+
+    def vsi_counters_all(self) -> dict[tuple[str, VsiKey], dict[str, int]]:
+        """Per VSI: ``passed`` (frames admitted: forwarded or reflected; the kernel backend does not
+        split them per VSI, see the README) and ``dropped`` (frames of a pre-associated VSI). An
+        entry shared by several VSIs counts for each."""
+        packets: dict[Element, int] = {}
+        if self.started:
+            for name in SETS:
+                for s in (name, "held_" + name):
+                    for text, n in self._read_set(s).items():
+                        packets[(s, text)] = n
+        out = {}
+        for k, els in self.vsis.items():
+            passed = sum(packets.get(e, 0) for e in els if not e[0].startswith("held_"))
+            dropped = sum(packets.get(e, 0) for e in els if e[0].startswith("held_"))
+            out[k] = {"passed": passed, "dropped": dropped}
+        return out
+
+    def vsi_counters(self, ifname: str, key: VsiKey) -> dict[str, int] | None:
+        if (ifname, key) not in self.vsis:
+            return None
+        return self.vsi_counters_all().get((ifname, key))
 
     # ------------------------------------------------------------------ counters
 
