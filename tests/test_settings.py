@@ -16,6 +16,7 @@ from evb.settings import (
     DEFAULT_BRIDGE_SOCKET,
     BridgeSettings,
     ConfigError,
+    DataPlaneSettings,
     EvbSettings,
     StationSettings,
     VdpSettings,
@@ -284,3 +285,57 @@ def test_bridge_without_ports_anywhere() -> None:
     with pytest.raises(ConfigError) as info:
         load_bridge(None)
     assert str(info.value).startswith("command line: bridge.ports: no ports")
+
+
+# --------------------------------------------------------------------------- [dataplane]
+
+
+def test_dataplane_table_and_command_line_on_top(tmp_path: Path) -> None:
+    assert load_bridge(None, ports=["p1"]).dataplane == DataPlaneSettings()  # none: log only
+    path = write(
+        tmp_path,
+        """\
+        [bridge]
+        ports = ["veth1"]
+
+        [dataplane]
+        kind = "kernel"
+        bridge_name = "labbr0"
+        nft_table = "lab"
+        default_vid = 100
+        ring_frames = 4096
+        """,
+        "bridge.toml",
+    )
+    assert load_bridge(path).dataplane == DataPlaneSettings(
+        kind="kernel", bridge_name="labbr0", nft_table="lab", default_vid=100, ring_frames=4096
+    )
+    given = {"kind": "emulated", "bridge_name": None, "nft_table": None, "default_vid": 7}
+    assert load_bridge(path, dataplane=given).dataplane == DataPlaneSettings(
+        kind="emulated", bridge_name="labbr0", nft_table="lab", default_vid=7, ring_frames=4096
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "message"),
+    [
+        ('kind = "ovs"', "dataplane.kind", "'ovs' is not one of none, kernel, emulated"),
+        ("default_vid = 4095", "dataplane.default_vid", "4095 is outside 1..4094"),
+        ("default_vid = 0", "dataplane.default_vid", "0 is outside 1..4094"),
+        ('bridge_name = "a bridge"', "dataplane.bridge_name", "'a bridge': 1-15 letters, digits, _ . -"),
+        ('nft_table = "x234567890123456"', "dataplane.nft_table", "1-15 letters, digits, _ . -"),
+        ("ring_frames = 10", "dataplane.ring_frames", "10 is outside 64..1048576"),
+        ("hairpin = true", "dataplane.hairpin", "unknown key"),
+    ],
+)
+def test_dataplane_errors_name_file_line_and_key(tmp_path: Path, line: str, key: str, message: str) -> None:
+    path = write(tmp_path, f'[bridge]\nports = ["p1"]\n\n[dataplane]\n{line}\n', "bridge.toml")
+    with pytest.raises(ConfigError) as info:
+        load_bridge(path)
+    assert (info.value.key, info.value.line) == (key, 5)
+    assert message in str(info.value)
+
+
+def test_default_vid_from_the_command_line_is_range_checked() -> None:
+    with pytest.raises(ConfigError, match=r"--default-vid: 5000 is outside 1\.\.4094"):
+        load_bridge(None, ports=["p1"], dataplane={"default_vid": 5000})
