@@ -40,6 +40,15 @@ class Recorder:
         return [stdin for cmd, stdin in self.calls if cmd == ["nft", "-f", "-"] and stdin is not None]
 
 
+def element_ops(script: str) -> list[tuple[str, str, str]]:
+    """``add|delete element bridge T SET { e1, e2 }`` lines → [(op, set, element), ...] in order."""
+    out = []
+    for line in script.splitlines():
+        op, _element, _bridge, _table, name, rest = line.split(" ", 5)
+        out += [(op, name, e.strip()) for e in rest.strip("{} ").split(", ")]
+    return out
+
+
 def make(**kw: object) -> tuple[KernelDataPlane, Recorder]:
     rec = Recorder()
     dp = KernelDataPlane(("p1", "p2"), runner=rec, **kw)  # type: ignore[arg-type]
@@ -129,10 +138,8 @@ def test_default_vid_admits_untagged_and_vid_0_means_default(default_vid: int) -
 def test_vid_only_entries_go_to_the_vid_sets() -> None:
     dp, rec = make()
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=30), FilterEntry(vid=1, group_id=9)))
-    assert rec.scripts() == [
-        'add element bridge evb untagged_vids { "p1" }\n'
-        'add element bridge evb vids { "p1" . 1 }\n'
-        'add element bridge evb vids { "p1" . 30 }\n'
+    assert rec.scripts() == [  # one command per set, the elements listed
+        'add element bridge evb untagged_vids { "p1" }\nadd element bridge evb vids { "p1" . 1, "p1" . 30 }\n'
     ]
 
 
@@ -145,7 +152,10 @@ def test_batch_sends_one_transaction() -> None:
         with dp.batch():  # nested: the outer block sends
             dp.deassociate("p1", (b"m" * 16, 1, (0).to_bytes(16, "big")))
     (script,) = rec.scripts()
-    assert script.count("add element") == 100 and script.count("delete element") == 1
+    ops = element_ops(script)
+    assert [op for op, _, _ in ops] == ["add"] * 100 + ["delete"]
+    assert ops[-1] == ("delete", "allowed", '"p1" . 02:00:00:01:00:00 . 100')
+    assert len({e for _, _, e in ops}) == 100
 
 
 def test_port_down_turns_hairpin_off_and_removes_the_ports_vsis_at_once() -> None:
@@ -159,7 +169,8 @@ def test_port_down_turns_hairpin_off_and_removes_the_ports_vsis_at_once() -> Non
     dp.port_down("p1")
     assert rec.calls[0] == (["bridge", "link", "set", "dev", "p1", "hairpin", "off"], None)
     (script,) = rec.scripts()
-    assert script.count("delete element") == 2 and '"p2"' not in script
+    assert [(op, name) for op, name, _ in element_ops(script)] == [("delete", "allowed")] * 2
+    assert '"p2"' not in script
     assert dp.rr == {"p2": True} and list(dp.vsis) == [("p2", KEY1)]
 
 
@@ -190,3 +201,16 @@ def test_close_removes_table_and_bridge_even_if_one_is_gone() -> None:
 def test_default_vid_range() -> None:
     with pytest.raises(ValueError, match=r"1\.\.4094"):
         KernelDataPlane(("p1",), default_vid=4095)
+
+
+def test_a_big_batch_is_sent_as_lists_of_at_most_1000_elements() -> None:
+    dp, rec = make()
+    with dp.batch():
+        for i in range(2500):
+            key = (b"m" * 16, 1, i.to_bytes(16, "big"))
+            mac = bytes([2, 0, 0, 1, i >> 8, i & 0xFF])
+            dp.associate("p1", key, VdpMode.ASSOC, (FilterEntry(vid=100, mac=mac),))
+    (script,) = rec.scripts()
+    lines = script.splitlines()
+    assert [line.count(" . 100") for line in lines] == [1000, 1000, 500]
+    assert len(set(element_ops(script))) == 2500

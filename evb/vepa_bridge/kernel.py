@@ -108,7 +108,7 @@ class KernelDataPlane:
         self.rr: dict[str, bool] = {}  #: ports EVB is up on, with hairpin state
         self.vsis: dict[tuple[str, VsiKey], frozenset[Element]] = {}
         self._refs: Counter[Element] = Counter()
-        self._pending: list[str] | None = None
+        self._pending: list[tuple[str, str, str]] | None = None  #: (add|delete, set, element) to send
         self.started = False
 
     # ------------------------------------------------------------------ life cycle
@@ -246,22 +246,37 @@ class KernelDataPlane:
                     yield ("untagged_vids", name)
 
     def _apply(self, *, add: frozenset[Element], remove: frozenset[Element]) -> None:
-        lines = []
+        ops = []
         for el in sorted(remove):
             self._refs[el] -= 1
             if self._refs[el] <= 0:
                 del self._refs[el]
-                lines.append(f"delete element bridge {self.table} {el[0]} {{ {el[1]} }}")
+                ops.append(("delete", *el))
         for el in sorted(add):
             self._refs[el] += 1
             if self._refs[el] == 1:
-                lines.append(f"add element bridge {self.table} {el[0]} {{ {el[1]} }}")
-        if not lines:
+                ops.append(("add", *el))
+        if not ops:
             return
         if self._pending is not None:
-            self._pending += lines
+            self._pending += ops
         else:
-            self._nft("\n".join(lines) + "\n")
+            self._nft(self._script(ops))
+
+    def _script(self, ops: list[tuple[str, str, str]]) -> str:
+        """One ``add|delete element`` command per run of the same operation on the same set (up
+        to 1,000 elements each: nft parses a list far faster than as many commands)."""
+        lines = []
+        i = 0
+        while i < len(ops):
+            op, name = ops[i][0], ops[i][1]
+            j = i + 1
+            while j < len(ops) and j - i < 1000 and ops[j][0] == op and ops[j][1] == name:
+                j += 1
+            items = ", ".join(o[2] for o in ops[i:j])
+            lines.append(f"{op} element bridge {self.table} {name} {{ {items} }}")
+            i = j
+        return "\n".join(lines) + "\n"
 
     def defer(self) -> bool:
         """From now on collect set changes until ``flush()``; False if already collecting."""
@@ -272,9 +287,9 @@ class KernelDataPlane:
 
     def flush(self) -> None:
         """Send the collected set changes as one ``nft -f -`` transaction, and stop collecting."""
-        lines, self._pending = self._pending, None
-        if lines:
-            self._nft("\n".join(lines) + "\n")
+        ops, self._pending = self._pending, None
+        if ops:
+            self._nft(self._script(ops))
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
