@@ -230,13 +230,15 @@ EXPECTED = {
 } | {f"held_{name}": set() for name in ("allowed", "untagged", "vids", "untagged_vids")}
 
 
-@pytest.fixture(scope="module")
-def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Topo, BridgeAgent, list[Agent]]]:
-    p1, p2 = _prefixes()
-    t = Topo(Path(tmp_path_factory.mktemp("kdp")), p1, p2)
+@contextlib.contextmanager
+def running_topology(
+    workdir: Path, prefixes: tuple[str, str], bridge_cls: type[BridgeAgent]
+) -> Iterator[tuple[Topo, BridgeAgent, list[Agent]]]:
+    """The three namespaces up, ``bridge_cls`` on b1/b2, our station agent on s1 and s2, EVB up."""
+    t = Topo(workdir, *prefixes)
     try:
         t.up()
-        br = BridgeAgent(t, Side("bridge", t.br_ns, "b1", BR_MAC[0]), {}, {}, name="bridge")  # type: ignore[arg-type]
+        br = bridge_cls(t, Side("bridge", t.br_ns, "b1", BR_MAC[0]), {}, {}, name="bridge")  # type: ignore[arg-type]
         br.start()
         stations = []
         for i in range(2):
@@ -249,6 +251,12 @@ def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Topo, Bridg
         yield t, br, stations
     finally:
         t.close()
+
+
+@pytest.fixture(scope="module")
+def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Topo, BridgeAgent, list[Agent]]]:
+    with running_topology(Path(tmp_path_factory.mktemp("kdp")), _prefixes(), BridgeAgent) as running:
+        yield running
 
 
 def associate_all(stations: list[Agent]) -> None:
