@@ -491,8 +491,7 @@ def _print_dataplane(dp: dict[str, Any], vsis: list[dict[str, Any]]) -> None:
     if "error" in dp:
         print(f"data plane ({dp['kind']}): {dp['error']}")
         return
-    if dp["kind"] == "none":
-        print("data plane: none (log only: no frames are forwarded)")
+    if dp["kind"] == "none":  # no forwarding: nothing to count (``--json`` says kind none)
         return
     where = f"bridge {dp['bridge']}, nft table bridge {dp['table']}" if dp["kind"] == "kernel" else "AF_PACKET rings"
     print(f"data plane: {dp['kind']} ({where}), {dp['vsis']} VSIs, default VID {dp['default_vid']}")

@@ -127,7 +127,8 @@ class BridgeAgent:
         except DataPlaneError as exc:
             dp.close()
             raise ControlError(ErrorCode.INTERNAL, f"{getattr(dp, 'kind', '')} data plane: {exc}") from None
-        self.log.info("bridge.dataplane_started", **{k: getattr(dp, k) for k in _DP_INFO if hasattr(dp, k)})
+        if not isinstance(dp, LogOnlyDataPlane):
+            self.log.info("bridge.dataplane_started", **{k: getattr(dp, k) for k in _DP_INFO if hasattr(dp, k)})
         for ifname in s.ports:
             try:
                 mac = interface_mac(ifname)
@@ -272,7 +273,8 @@ class BridgeAgent:
 
     async def api_list(self, args: dict[str, Any], notify: Notify) -> Any:
         rows: list[dict[str, Any]] = []
-        counters = self._vsi_counters() if args.get("counters") else None
+        forwarding = not isinstance(self.dataplane, LogOnlyDataPlane)
+        counters = self._vsi_counters() if args.get("counters") and forwarding else None
         for ifname, d in self.drivers.items():
             port = d.port
             assert isinstance(port, BridgePort)
