@@ -25,7 +25,6 @@ import contextlib
 import mmap
 import socket
 import struct
-from collections.abc import Iterator
 from typing import Final
 
 ETH_P_ALL: Final = 0x0003
@@ -48,7 +47,7 @@ TP_STATUS_VLAN_TPID_VALID: Final = 0x40
 HDR: Final = struct.Struct("=IIIHHIIHH4x")  # tpacket2_hdr, 32 octets
 TX_DATA: Final = HDR.size  #: where a transmitted frame starts in its slot
 _TX_HDR = struct.Struct("=II")  # tp_status, tp_len
-_KERNEL = struct.pack("=I", TP_STATUS_KERNEL)
+RX_RELEASE: Final = struct.pack("=I", TP_STATUS_KERNEL)  #: written over tp_status: the slot is the kernel's again
 
 
 def _ring_req(block_size: int, block_nr: int, frame_size: int) -> bytes:
@@ -115,32 +114,6 @@ class PacketRing:
         return self.sock.fileno()
 
     # ------------------------------------------------------------------ receive
-
-    def receive(self, limit: int = 1 << 30) -> Iterator[tuple[bytes, int]]:
-        """The frames waiting in the RX ring (at most ``limit``), each ``(frame, vlan)``.
-
-        ``frame`` is as it came off the wire minus the VLAN tag; ``vlan`` is the tag's TPID << 16 |
-        TCI, or -1 if it came untagged. Each slot is given back as soon as it is read.
-        """
-        m, fs, n = self.map, self.frame_size, self.rx_frames
-        unpack = HDR.unpack_from
-        i = self._rx_next
-        try:
-            while limit:
-                off = i * fs
-                if not m[off] & TP_STATUS_USER:
-                    break
-                status, length, _snap, mac, _net, _sec, _nsec, tci, tpid = unpack(m, off)
-                frame = m[off + mac : off + mac + length]
-                m[off : off + 4] = _KERNEL  # TP_STATUS_KERNEL: the slot is the kernel's again
-                i = i + 1 if i + 1 < n else 0
-                limit -= 1
-                if status & TP_STATUS_VLAN_VALID:
-                    yield frame, (tpid if status & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100) << 16 | tci
-                else:
-                    yield frame, -1
-        finally:
-            self._rx_next = i
 
     def statistics(self) -> tuple[int, int]:
         """``(packets, drops)`` since the last call (``PACKET_STATISTICS`` resets them)."""

@@ -45,7 +45,7 @@ class DataPlane(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
-    def vsi_counters(self, ifname: str, key: VsiKey) -> dict[str, int] | None: ...
+    def vsi_counters_all(self) -> dict[tuple[str, VsiKey], dict[str, int]]: ...
 
     def port_up(self, ifname: str, *, reflective_relay: bool) -> None: ...
 
@@ -76,8 +76,8 @@ class LogOnlyDataPlane:
     def status(self) -> dict[str, Any]:
         return {"kind": "none", "ports": {p: {"evb": True, "hairpin": rr} for p, rr in self.ports.items()}}
 
-    def vsi_counters(self, ifname: str, key: VsiKey) -> dict[str, int] | None:
-        return None
+    def vsi_counters_all(self) -> dict[tuple[str, VsiKey], dict[str, int]]:
+        return {}
 
     def port_up(self, ifname: str, *, reflective_relay: bool) -> None:
         self.ports[ifname] = reflective_relay
@@ -259,22 +259,15 @@ class BridgeAgent:
             result["vsis"] = await self.api_list({"counters": True}, notify)
         return result
 
-    def _vsi_counters(self) -> Callable[[str, VsiKey], dict[str, int] | None]:
-        """A lookup of per-VSI data-plane counters (the kernel backend reads all of them at once)."""
-        dp = self.dataplane
-        if isinstance(dp, KernelDataPlane):
-            try:
-                table = dp.vsi_counters_all()
-            except DataPlaneError as exc:
-                self.log.error("bridge.dataplane_failed", event="counters", error=str(exc))
-                table = {}
-            return lambda ifname, key: table.get((ifname, key))
-        return dp.vsi_counters
-
     async def api_list(self, args: dict[str, Any], notify: Notify) -> Any:
         rows: list[dict[str, Any]] = []
-        forwarding = not isinstance(self.dataplane, LogOnlyDataPlane)
-        counters = self._vsi_counters() if args.get("counters") and forwarding else None
+        counters = None  # per-VSI data-plane counters, read once (the kernel backend reads every set)
+        if args.get("counters") and not isinstance(self.dataplane, LogOnlyDataPlane):
+            try:
+                counters = self.dataplane.vsi_counters_all()
+            except DataPlaneError as exc:
+                self.log.error("bridge.dataplane_failed", event="counters", error=str(exc))
+                counters = {}
         for ifname, d in self.drivers.items():
             port = d.port
             assert isinstance(port, BridgePort)
@@ -292,7 +285,7 @@ class BridgeAgent:
                     }
                 )
                 if counters is not None:
-                    rows[-1]["counters"] = counters(ifname, key)
+                    rows[-1]["counters"] = counters.get((ifname, key))
         return rows
 
     async def api_show(self, args: dict[str, Any], notify: Notify) -> Any:

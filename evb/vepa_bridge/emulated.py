@@ -34,7 +34,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from evb.aio.ring import HDR, TP_STATUS_USER, TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID, PacketRing
+from evb.aio.ring import HDR, RX_RELEASE, TP_STATUS_USER, TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID, PacketRing
 from evb.vdp.events import VsiKey
 from evb.vdp.wire import FilterEntry, VdpMode
 from evb.vepa_bridge.kernel import COUNTERS, DataPlaneError
@@ -118,9 +118,6 @@ class EmulatedDataPlane:
             self._ageing_handle.cancel()
         self._loop = None
         self.started = False
-
-    def cleanup(self) -> None:
-        """Nothing outlives the process: rings go with their sockets."""
 
     def _age(self) -> None:
         self._fdb_old, self._fdb = self._fdb, {}
@@ -207,7 +204,7 @@ class EmulatedDataPlane:
             status, length, _snap, mac, _net, _sec, _nsec, tci, tpid = unpack(m, off)
             start = off + mac
             frame = m[start : start + length]
-            m[off : off + 4] = b"\0\0\0\0"  # TP_STATUS_KERNEL: the slot is the kernel's again
+            m[off : off + 4] = RX_RELEASE
             i = i + 1 if i + 1 < n else 0
             limit -= 1
             if frame[0] == 1 and frame[1:5] == b"\x80\xc2\x00\x00" and frame[5] < 0x10:
@@ -271,6 +268,9 @@ class EmulatedDataPlane:
     def vsi_counters(self, ifname: str, key: VsiKey) -> dict[str, int] | None:
         rec = self.vsis.get((ifname, key))
         return None if rec is None else dict(zip(VSI_COUNTERS, rec[1], strict=True))
+
+    def vsi_counters_all(self) -> dict[tuple[str, VsiKey], dict[str, int]]:
+        return {k: dict(zip(VSI_COUNTERS, rec[1], strict=True)) for k, rec in self.vsis.items()}
 
     def status(self) -> dict[str, Any]:
         counters = self.counters()

@@ -341,11 +341,6 @@ class KernelDataPlane:
             out[k] = {"passed": passed, "dropped": dropped}
         return out
 
-    def vsi_counters(self, ifname: str, key: VsiKey) -> dict[str, int] | None:
-        if (ifname, key) not in self.vsis:
-            return None
-        return self.vsi_counters_all().get((ifname, key))
-
     # ------------------------------------------------------------------ counters
 
     def counters(self) -> dict[str, dict[str, int]]:
