@@ -110,7 +110,15 @@ def add_parsers(sub: Any) -> None:
         "nftables source filter; needs ip, bridge, nft) or emulated (a Python bridge over AF_PACKET rings)",
     )
     brun.add_argument("--bridge-name", metavar="NAME", help="the kernel data plane's bridge (default evbbr0)")
-    brun.add_argument("--nft-table", metavar="NAME", help="the kernel data plane's nft bridge table (default evb)")
+    brun.add_argument("--nft-table", metavar="NAME", help="the kernel data plane's nft netdev table (default evb)")
+    brun.add_argument(
+        "--no-forward-counters",
+        dest="forward_counters",
+        action="store_false",
+        default=None,
+        help="kernel data plane: do not count forwarded/reflected frames per port (saves an egress hook per "
+        "frame; ports then count passed, dropped, control)",
+    )
     brun.add_argument("--default-vid", metavar="VID", type=int, help="the VID untagged frames count as (default 1)")
     _log_args(brun)
     brun.set_defaults(func=cmd_bridge_run)
@@ -303,6 +311,7 @@ def cmd_bridge_run(args: argparse.Namespace) -> int:
             "bridge_name": args.bridge_name,
             "nft_table": args.nft_table,
             "default_vid": args.default_vid,
+            "forward_counters": args.forward_counters,
         }
         settings = load_bridge(
             args.config, ports=args.port, socket=args.socket, policy=args.policy, dataplane=dataplane_args
@@ -493,13 +502,14 @@ def _print_dataplane(dp: dict[str, Any], vsis: list[dict[str, Any]]) -> None:
         return
     if dp["kind"] == "none":  # no forwarding: nothing to count (``--json`` says kind none)
         return
-    where = f"bridge {dp['bridge']}, nft table bridge {dp['table']}" if dp["kind"] == "kernel" else "AF_PACKET rings"
+    where = f"bridge {dp['bridge']}, nft table netdev {dp['table']}" if dp["kind"] == "kernel" else "AF_PACKET rings"
     print(f"data plane: {dp['kind']} ({where}), {dp['vsis']} VSIs, default VID {dp['default_vid']}")
     rows = []
     for name, port in dp["ports"].items():
         c = port.get("counters", {})
         rows.append({"port": name, "hairpin": "on" if port["hairpin"] else "off", **c})
-    print(_table(rows, ["port", "hairpin", "forwarded", "reflected", "dropped", "control"]))
+    cols = ["forwarded", "reflected"] if dp.get("forward_counters", True) else ["passed"]
+    print(_table(rows, ["port", "hairpin", *cols, "dropped", "control"]))
     counted = [v for v in vsis if v.get("counters")]
     if counted:
         counted.sort(key=lambda v: -sum(v["counters"].values()))

@@ -26,7 +26,8 @@ with ``rrcap`` instead of ``rrreq``; ``[vdp]`` adds ``max_vsis``; and the forwar
     [dataplane]
     kind = "kernel"        # none (log only), kernel (Linux bridge + nftables), emulated (Python, AF_PACKET)
     bridge_name = "evbbr0" # kernel: the Linux bridge it creates
-    nft_table = "evb"      # kernel: its nftables bridge table
+    nft_table = "evb"      # kernel: its nftables netdev table
+    forward_counters = true # kernel: count forwarded/reflected per port (false: faster, "passed" only)
     default_vid = 1        # the VID an untagged frame counts as
     ring_frames = 16384    # emulated: frames per port ring (each way)
 """
@@ -86,7 +87,8 @@ class DataPlaneSettings:
 
     kind: str = "none"  #: none (log only), kernel (Linux bridge + nftables), emulated (Python over AF_PACKET)
     bridge_name: str = "evbbr0"  #: kernel: the Linux bridge
-    nft_table: str = "evb"  #: kernel: the nftables bridge-family table
+    nft_table: str = "evb"  #: kernel: the nftables netdev-family table
+    forward_counters: bool = True  #: kernel: count forwarded/reflected per port (an egress hook per frame)
     default_vid: int = 1  #: the VID an untagged frame counts as (both backends)
     ring_frames: int = 16384  #: emulated: frames in each port's receive (and transmit) ring
 
@@ -258,7 +260,7 @@ def load_bridge(
 
 
 def _dataplane(r: _Reader, given: dict[str, Any]) -> DataPlaneSettings:
-    t = r.table("dataplane", {"kind", "bridge_name", "nft_table", "default_vid", "ring_frames"})
+    t = r.table("dataplane", {"kind", "bridge_name", "nft_table", "forward_counters", "default_vid", "ring_frames"})
     kind = given.get("kind") or r.get(t, "dataplane", "kind", str, "none")
     if kind not in DATAPLANE_KINDS:
         where = r.line_of("dataplane", "kind")
@@ -276,9 +278,13 @@ def _dataplane(r: _Reader, given: dict[str, Any]) -> DataPlaneSettings:
         default_vid = r.get(t, "dataplane", "default_vid", int, 1, 1, 4094)
     elif not 1 <= default_vid <= 4094:
         raise ConfigError(None, "--default-vid", f"{default_vid} is outside 1..4094")
+    forward_counters = given.get("forward_counters")
+    if forward_counters is None:
+        forward_counters = r.get(t, "dataplane", "forward_counters", bool, True)
     return DataPlaneSettings(
         kind=kind,
         default_vid=default_vid,
+        forward_counters=forward_counters,
         ring_frames=r.get(t, "dataplane", "ring_frames", int, 16384, 64, 1 << 20),
         **names,
     )

@@ -27,6 +27,7 @@ class Recorder:
         self.calls: list[tuple[list[str], str | None]] = []
         self.fail: tuple[str, ...] = ()
         self.counters: list[dict[str, object]] = []
+        self.sets: list[dict[str, object]] = []  #: what ``nft -j list table`` shows
 
     def __call__(self, cmd: list[str], stdin: str | None) -> str:
         self.calls.append((cmd, stdin))
@@ -34,6 +35,8 @@ class Recorder:
             raise DataPlaneError(f"{' '.join(cmd)}: exit 1")
         if cmd[:4] == ["nft", "-j", "list", "counters"]:
             return json.dumps({"nftables": [{"metainfo": {}}, *({"counter": c} for c in self.counters)]})
+        if cmd[:4] == ["nft", "-j", "list", "table"]:
+            return json.dumps({"nftables": [{"metainfo": {}}, *({"set": s} for s in self.sets)]})
         return ""
 
     def scripts(self) -> list[str]:
@@ -41,10 +44,10 @@ class Recorder:
 
 
 def element_ops(script: str) -> list[tuple[str, str, str]]:
-    """``add|delete element bridge T SET { e1, e2 }`` lines → [(op, set, element), ...] in order."""
+    """``add|delete element netdev T SET { e1, e2 }`` lines → [(op, set, element), ...] in order."""
     out = []
     for line in script.splitlines():
-        op, _element, _bridge, _table, name, rest = line.split(" ", 5)
+        op, _element, _netdev, _table, name, rest = line.split(" ", 5)
         out += [(op, name, e.strip()) for e in rest.strip("{} ").split(", ")]
     return out
 
@@ -63,39 +66,80 @@ def test_start_cleans_up_first_then_builds_bridge_and_table() -> None:
     dp = KernelDataPlane(("p1", "p2"), bridge="br9", table="t9", runner=rec)
     dp.start()
     argvs = [" ".join(cmd) for cmd, _ in rec.calls]
-    assert argvs[:3] == [
+    assert argvs[:4] == [
+        "nft delete table netdev t9",
         "nft delete table bridge t9",
         "ip link del dev br9",
         "ip link add name br9 type bridge stp_state 0",
     ]
     assert "ip link set dev p1 master br9" in argvs and "bridge link set dev p2 hairpin off" in argvs
     (script,) = rec.scripts()
-    assert script.startswith("table bridge t9 {")
+    assert script.startswith("table netdev t9 {")
     for name in ("p0_forwarded", "p0_reflected", "p0_dropped", "p0_control", "p1_dropped"):
         assert f"counter {name} {{ }}" in script
-    for name in ("allowed", "held_allowed"):  # per-element counters: the per-VSI counts
-        assert f"set {name} {{ typeof iifname . ether saddr . vlan id ; counter ; }}" in script
-    assert "ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00 jump control" in script
-    assert 'iifname "p1" counter name p0_control drop' in script
-    assert 'iifname "p2" counter name p1_dropped drop' in script
-    assert '"p1" . "p1" : "p0_reflected", "p1" . "p2" : "p0_forwarded"' in script
-    assert '"p2" . "p1" : "p1_forwarded", "p2" . "p2" : "p1_reflected"' in script
-    # link-local first, then the accepts, then the refusals (pre-associated VSIs counted, then dropped)
-    assert script.index("jump control") < script.index("@allowed accept") < script.index("@untagged_vids accept")
-    assert script.index("@untagged_vids accept") < script.index("jump refuse")
-    refuse = script[script.index("chain refuse") :]
-    assert refuse.index("@held_untagged_vids") < refuse.index("counter name p0_dropped drop")
+    for name in ("allowed_0", "held_allowed_0", "allowed_1"):  # per-element counters: the per-VSI counts
+        assert f"set {name} {{ typeof ether saddr . vlan id ; counter ; }}" in script
+    assert "set untagged_vids { typeof iifname ; counter ; }" in script and "untagged_vids_0" not in script
+    in0 = script[script.index("chain in_0") : script.index("chain in_1")]
+    assert 'type filter hook ingress device "p1" priority 0;' in in0
+    # link-local first, then the accepts (marked with the port), then the refusals
+    assert "ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00 counter name p0_control drop" in in0
+    assert "ether saddr . vlan id @allowed_0 meta mark set 0x45560000 accept" in in0
+    assert "ether type != 8021q iifname @untagged_vids meta mark set 0x45560000 accept" in in0
+    assert in0.index("p0_control") < in0.index("@allowed_0") < in0.index("@untagged_vids ")
+    assert in0.index("@untagged_vids ") < in0.index("@held_allowed_0") < in0.index("@held_untagged_vids")
+    assert in0.index("@held_untagged_vids") < in0.index("counter name p0_dropped drop")
+    out1 = script[script.index("chain out_1") :]
+    assert 'type filter hook egress device "p2" priority 0;' in out1
+    assert 'counter name meta mark map { 0x45560000 : "p0_forwarded", 0x45560001 : "p1_reflected" }' in out1
+
+
+def test_without_forward_counters_no_marks_and_no_egress_chains() -> None:
+    rec = Recorder()
+    dp = KernelDataPlane(("p1", "p2"), runner=rec, forward_counters=False)
+    dp.start()
+    (script,) = rec.scripts()
+    assert "meta mark" not in script and "egress" not in script and "p0_forwarded" not in script
+    assert "ether saddr . vlan id @allowed_1 accept" in script
+    assert dp.status()["forward_counters"] is False
+
+
+def counted(val: object, packets: int) -> dict[str, object]:
+    return {"elem": {"val": val, "counter": {"packets": packets, "bytes": 64 * packets}}}
+
+
+def test_per_vsi_and_passed_counters_come_from_the_set_elements() -> None:
+    dp, rec = make(forward_counters=False)
+    dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=1)))
+    dp.associate("p2", KEY2, VdpMode.PREASSOC, (FilterEntry(vid=10, mac=MAC2),))
+    rec.sets = [
+        {"name": "allowed_0", "elem": [counted({"concat": ["02:00:00:00:01:01", 10]}, 7)]},
+        {"name": "vids_0", "elem": [counted(1, 2)]},
+        {"name": "untagged_vids", "elem": [counted("p1", 3)]},
+        {"name": "held_allowed_1", "elem": [counted({"concat": ["02:00:00:00:01:02", 10]}, 4)]},
+        {"name": "allowed_1", "elem": []},
+    ]
+    rec.counters = [{"name": "p1_dropped", "packets": 9, "bytes": 0}]
+    assert dp.vsi_counters_all() == {
+        ("p1", KEY1): {"passed": 12, "dropped": 0},
+        ("p2", KEY2): {"passed": 0, "dropped": 4},
+    }
+    counters = dp.counters()
+    assert counters["p1"] == {"forwarded": None, "reflected": None, "passed": 12, "dropped": 0, "control": 0}
+    assert counters["p2"] == {"forwarded": None, "reflected": None, "passed": 0, "dropped": 9, "control": 0}
+    assert dp.elements()["allowed"] == {"p1/02:00:00:00:01:01/10"}
+    assert dp.elements()["untagged_vids"] == {"p1"} and dp.elements()["held_allowed"] == {"p2/02:00:00:00:01:02/10"}
 
 
 def test_pre_associated_vsi_is_held_not_admitted() -> None:
     dp, rec = make()
     entry = FilterEntry(vid=10, mac=MAC1)
     dp.associate("p1", KEY1, VdpMode.PREASSOC, (entry,))
-    assert rec.scripts() == ['add element bridge evb held_allowed { "p1" . 02:00:00:00:01:01 . 10 }\n']
+    assert rec.scripts() == ["add element netdev evb held_allowed_0 { 02:00:00:00:01:01 . 10 }\n"]
     dp.associate("p1", KEY1, VdpMode.ASSOC, (entry,))  # now associated: moved to the admission set
     assert rec.scripts()[1] == (
-        'delete element bridge evb held_allowed { "p1" . 02:00:00:00:01:01 . 10 }\n'
-        'add element bridge evb allowed { "p1" . 02:00:00:00:01:01 . 10 }\n'
+        "delete element netdev evb held_allowed_0 { 02:00:00:00:01:01 . 10 }\n"
+        "add element netdev evb allowed_0 { 02:00:00:00:01:01 . 10 }\n"
     )
 
 
@@ -104,11 +148,11 @@ def test_entries_are_reference_counted() -> None:
     entry = FilterEntry(vid=10, mac=MAC1)
     dp.associate("p1", KEY1, VdpMode.ASSOC, (entry,))
     dp.associate("p1", KEY2, VdpMode.ASSOC, (entry,))  # same MAC/VID in a second VSI: nothing new
-    assert rec.scripts() == ['add element bridge evb allowed { "p1" . 02:00:00:00:01:01 . 10 }\n']
+    assert rec.scripts() == ["add element netdev evb allowed_0 { 02:00:00:00:01:01 . 10 }\n"]
     dp.deassociate("p1", KEY1)
     assert len(rec.scripts()) == 1  # still used by KEY2
     dp.deassociate("p1", KEY2)
-    assert rec.scripts()[1] == 'delete element bridge evb allowed { "p1" . 02:00:00:00:01:01 . 10 }\n'
+    assert rec.scripts()[1] == "delete element netdev evb allowed_0 { 02:00:00:00:01:01 . 10 }\n"
     dp.deassociate("p1", KEY2)  # unknown: no command
     assert len(rec.scripts()) == 2
 
@@ -118,8 +162,8 @@ def test_reassociate_changes_only_the_difference() -> None:
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=10, mac=MAC2)))
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=11, mac=MAC2)))
     assert rec.scripts()[1] == (
-        'delete element bridge evb allowed { "p1" . 02:00:00:00:01:02 . 10 }\n'
-        'add element bridge evb allowed { "p1" . 02:00:00:00:01:02 . 11 }\n'
+        "delete element netdev evb allowed_0 { 02:00:00:00:01:02 . 10 }\n"
+        "add element netdev evb allowed_0 { 02:00:00:00:01:02 . 11 }\n"
     )
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=11, mac=MAC2)))
     assert len(rec.scripts()) == 2  # the same again: nothing
@@ -130,8 +174,8 @@ def test_default_vid_admits_untagged_and_vid_0_means_default(default_vid: int) -
     dp, rec = make(default_vid=default_vid)
     dp.associate("p2", KEY1, VdpMode.ASSOC, (FilterEntry(vid=0, mac=MAC1),))
     assert rec.scripts() == [
-        f'add element bridge evb allowed {{ "p2" . 02:00:00:00:01:01 . {default_vid} }}\n'
-        'add element bridge evb untagged { "p2" . 02:00:00:00:01:01 }\n'
+        f"add element netdev evb allowed_1 {{ 02:00:00:00:01:01 . {default_vid} }}\n"
+        "add element netdev evb untagged_1 { 02:00:00:00:01:01 }\n"
     ]
 
 
@@ -139,7 +183,7 @@ def test_vid_only_entries_go_to_the_vid_sets() -> None:
     dp, rec = make()
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=30), FilterEntry(vid=1, group_id=9)))
     assert rec.scripts() == [  # one command per set, the elements listed
-        'add element bridge evb untagged_vids { "p1" }\nadd element bridge evb vids { "p1" . 1, "p1" . 30 }\n'
+        'add element netdev evb untagged_vids { "p1" }\nadd element netdev evb vids_0 { 1, 30 }\n'
     ]
 
 
@@ -154,7 +198,7 @@ def test_batch_sends_one_transaction() -> None:
     (script,) = rec.scripts()
     ops = element_ops(script)
     assert [op for op, _, _ in ops] == ["add"] * 100 + ["delete"]
-    assert ops[-1] == ("delete", "allowed", '"p1" . 02:00:00:01:00:00 . 100')
+    assert ops[-1] == ("delete", "allowed_0", "02:00:00:01:00:00 . 100")
     assert len({e for _, _, e in ops}) == 100
 
 
@@ -169,8 +213,7 @@ def test_port_down_turns_hairpin_off_and_removes_the_ports_vsis_at_once() -> Non
     dp.port_down("p1")
     assert rec.calls[0] == (["bridge", "link", "set", "dev", "p1", "hairpin", "off"], None)
     (script,) = rec.scripts()
-    assert [(op, name) for op, name, _ in element_ops(script)] == [("delete", "allowed")] * 2
-    assert '"p2"' not in script
+    assert [(op, name) for op, name, _ in element_ops(script)] == [("delete", "allowed_0")] * 2
     assert dp.rr == {"p2": True} and list(dp.vsis) == [("p2", KEY1)]
 
 
@@ -185,6 +228,7 @@ def test_counters_read_by_name() -> None:
         "p1": {"forwarded": 5, "reflected": 0, "dropped": 0, "control": 0},
         "p2": {"forwarded": 0, "reflected": 0, "dropped": 1000, "control": 0},
     }
+    assert rec.calls[-1] == (["nft", "-j", "list", "counters", "table", "netdev", "evb"], None)
 
 
 def test_close_removes_table_and_bridge_even_if_one_is_gone() -> None:
@@ -192,7 +236,8 @@ def test_close_removes_table_and_bridge_even_if_one_is_gone() -> None:
     rec.fail = ("nft",)
     dp.close()
     assert [c for c, _ in rec.calls] == [
-        ["nft", "delete", "table", "bridge", "evb"],
+        ["nft", "delete", "table", "netdev", "evb"],
+        ["nft", "delete", "table", "bridge", "evb"],  # an older version's table
         ["ip", "link", "del", "dev", "evbbr0"],
     ]
     assert not dp.started and dp.counters()["p1"]["dropped"] == 0

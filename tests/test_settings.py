@@ -304,16 +304,19 @@ def test_dataplane_table_and_command_line_on_top(tmp_path: Path) -> None:
         nft_table = "lab"
         default_vid = 100
         ring_frames = 4096
+        forward_counters = false
         """,
         "bridge.toml",
     )
     assert load_bridge(path).dataplane == DataPlaneSettings(
-        kind="kernel", bridge_name="labbr0", nft_table="lab", default_vid=100, ring_frames=4096
+        kind="kernel", bridge_name="labbr0", nft_table="lab", default_vid=100, ring_frames=4096, forward_counters=False
     )
-    given = {"kind": "emulated", "bridge_name": None, "nft_table": None, "default_vid": 7}
+    given = {"kind": "emulated", "bridge_name": None, "nft_table": None, "default_vid": 7, "forward_counters": None}
     assert load_bridge(path, dataplane=given).dataplane == DataPlaneSettings(
-        kind="emulated", bridge_name="labbr0", nft_table="lab", default_vid=7, ring_frames=4096
+        kind="emulated", bridge_name="labbr0", nft_table="lab", default_vid=7, ring_frames=4096, forward_counters=False
     )
+    on = load_bridge(None, ports=["p1"], dataplane={"forward_counters": False}).dataplane
+    assert on.forward_counters is False
 
 
 @pytest.mark.parametrize(
@@ -326,6 +329,7 @@ def test_dataplane_table_and_command_line_on_top(tmp_path: Path) -> None:
         ('nft_table = "x234567890123456"', "dataplane.nft_table", "1-15 letters, digits, _ . -"),
         ("ring_frames = 10", "dataplane.ring_frames", "10 is outside 64..1048576"),
         ("hairpin = true", "dataplane.hairpin", "unknown key"),
+        ('forward_counters = "no"', "dataplane.forward_counters", "must be bool, not 'no'"),
     ],
 )
 def test_dataplane_errors_name_file_line_and_key(tmp_path: Path, line: str, key: str, message: str) -> None:

@@ -56,7 +56,7 @@ class DataPlane(Protocol):
     def deassociate(self, ifname: str, key: VsiKey) -> None: ...
 
 
-_DP_INFO = ("kind", "bridge", "table", "default_vid", "ring_frames")
+_DP_INFO = ("kind", "bridge", "table", "default_vid", "forward_counters", "ring_frames")
 
 
 class LogOnlyDataPlane:
@@ -300,7 +300,13 @@ def make_dataplane(settings: BridgeSettings) -> DataPlane | None:
     """The data plane ``settings.dataplane`` names (``None`` for ``none``: log only)."""
     d = settings.dataplane
     if d.kind == "kernel":
-        return KernelDataPlane(settings.ports, bridge=d.bridge_name, table=d.nft_table, default_vid=d.default_vid)
+        return KernelDataPlane(
+            settings.ports,
+            bridge=d.bridge_name,
+            table=d.nft_table,
+            default_vid=d.default_vid,
+            forward_counters=d.forward_counters,
+        )
     if d.kind == "emulated":
         from evb.vepa_bridge.emulated import EmulatedDataPlane
 

@@ -1,35 +1,44 @@
-"""The ``kernel`` data plane: a Linux bridge and an nftables ``bridge`` table, driven with ``ip``/``bridge``/``nft``.
+"""The ``kernel`` data plane: a Linux bridge and an nftables ``netdev`` table, driven with ``ip``/``bridge``/``nft``.
 
 What it builds (names configurable; defaults ``evbbr0`` and table ``evb``):
 
 * a Linux bridge, STP off, IPv6 off on the bridge device (it must not talk itself), enslaving
   every station-facing port. ``hairpin on`` is set on a port exactly while EVB negotiated
   reflective relay on it (``port_up(..., reflective_relay=True)``), off otherwise;
-* table ``bridge evb`` with four sets, holding exactly the associated VSIs' filter entries:
+* table ``netdev evb`` with, per port *i*, an ``ingress`` chain bound to that port (so no key
+  needs the interface name) and sets holding exactly the associated VSIs' filter entries on it:
 
-  ``allowed``       ``iifname . ether saddr . vlan id``  tagged frames, formats 2/4 (MAC + VID)
-  ``untagged``      ``iifname . ether saddr``            the same entries whose VID is the port's
-                                                          default VID: an untagged frame counts as
-                                                          that VID (nft cannot put a constant in a
-                                                          concatenation, so this is a second set)
-  ``vids``          ``iifname . vlan id``                formats 1/3 (no MAC): any source MAC on
-                                                          that VID is the VSI's (the VSI is the VLAN)
-  ``untagged_vids`` ``iifname``                          formats 1/3 whose VID is the default VID
+  ``allowed_i``     ``ether saddr . vlan id``  tagged frames, formats 2/4 (MAC + VID)
+  ``untagged_i``    ``ether saddr``            the same entries whose VID is the port's default
+                                               VID: an untagged frame counts as that VID
+  ``vids_i``        ``vlan id``                formats 1/3 (no MAC): any source MAC on that VID
+                                               is the VSI's (the VSI is the VLAN)
+  ``untagged_vids`` ``iifname``                formats 1/3 whose VID is the default VID (one
+                                               set for all ports: a port is in it or not)
 
-  A filter VID of 0 ("bridge, choose", left unchosen) is taken as the default VID. Group IDs
-  (formats 3/4) play no part in forwarding. The default VID is 1 (``default_vid``), the VID of
-  an unconfigured Linux bridge / IEEE 802.1Q PVID.
-* chain ``prerouting`` (priority -200): link-local frames (destination 01:80:C2:00:00:00-0F)
-  from a port are dropped (counted ``control``): a Linux bridge with STP off would flood
-  01:80:C2:00:00:00, and none of them may be relayed. They still reach the control plane's
-  AF_PACKET sockets bound to the port device: those taps run before the bridge's rx handler,
-  which is where the bridge netfilter hooks are. Only what enters the forwarding path is
-  counted: 01:80:C2:00:00:00 with STP off (and the agents' own frames to it); the bridge hands
-  01..0F to the local stack (``group_fwd_mask`` 0) before any hook. Then a frame whose key is in a set is
-  accepted; anything else from a station port is dropped and counted (``dropped``);
-* chain ``forward``: per port, ``reflected`` counts frames that leave by the port they came in
-  (hairpin), ``forwarded`` frames that leave by another port. A flooded frame is counted once
-  per egress port.
+  Each has a ``held_`` twin for pre-associated VSIs. A filter VID of 0 ("bridge, choose",
+  left unchosen) is taken as the default VID. Group IDs (formats 3/4) play no part in
+  forwarding. The default VID is 1 (``default_vid``), the VID of an unconfigured Linux bridge /
+  IEEE 802.1Q PVID.
+* chain ``in_i`` (netdev ingress of port *i*, before the bridge sees the frame): link-local
+  frames (destination 01:80:C2:00:00:00-0F) are dropped (counted ``control``): a Linux bridge
+  with STP off would flood 01:80:C2:00:00:00, and none of them may be relayed. They still reach
+  the control plane's AF_PACKET sockets (``ETH_P_ALL`` taps run before the ingress hook). Then
+  a frame whose key is in a set is accepted; a frame of a pre-associated VSI is counted on its
+  ``held_`` entry; anything else is dropped and counted (``dropped``). The kernel has already
+  taken the 802.1Q tag off into the packet's metadata here; nft's ``vlan id`` reads it there.
+* with ``forward_counters`` (the default): an accepted frame gets packet mark
+  ``MARK_BASE + i``, and chain ``out_j`` (netdev egress of port *j*) counts it by that mark:
+  ``reflected`` on port *i* when it leaves by the port it came in (hairpin), ``forwarded`` on
+  port *i* when it leaves by another. A flooded frame is counted once per egress port. The
+  mark belongs to the data plane on station ports. Without ``forward_counters`` there are no
+  egress chains (each hook a frame passes costs; ``bench/dataplane.py`` measures both) and a
+  port counts only ``passed`` (admitted: the sum of its entries' counters), ``dropped`` and
+  ``control``.
+
+Why netdev and not the bridge family: the same admission lookup in the bridge ``prerouting``
+hook, plus the forward hook the bridge family needs for the hairpin counters, costs about
+twice as much per frame (measured with ``bench/dataplane.py``, README).
 
 Sets are programmed incrementally: one ``nft -f -`` transaction per call, or per
 ``batch()`` block / ``defer()``..``flush()`` for many VSIs at once (the bridge agent defers
@@ -55,12 +64,14 @@ from evb.vdp.wire import FilterEntry, VdpMode
 Runner = Callable[[list[str], str | None], str]
 LINK_LOCAL = "ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00"
 COUNTERS = ("forwarded", "reflected", "dropped", "control")
-SETS = {  #: admission sets and their keys; each has a ``held_`` twin for pre-associated VSIs
-    "allowed": "iifname . ether saddr . vlan id",
-    "untagged": "iifname . ether saddr",
-    "vids": "iifname . vlan id",
+MARK_BASE = 0x45560000  #: packet mark of a frame admitted on port i: MARK_BASE + i ("EV")
+SETS = {  #: admission sets (per port but ``untagged_vids``) and their keys; each has a ``held_`` twin
+    "allowed": "ether saddr . vlan id",
+    "untagged": "ether saddr",
+    "vids": "vlan id",
     "untagged_vids": "iifname",
 }
+SHARED = "untagged_vids"
 Element = tuple[str, str]  #: (set name, nft element text)
 
 
@@ -95,6 +106,7 @@ class KernelDataPlane:
         bridge: str = "evbbr0",
         table: str = "evb",
         default_vid: int = 1,
+        forward_counters: bool = True,
         runner: Runner = run_command,
     ) -> None:
         if not 1 <= default_vid <= 4094:
@@ -103,6 +115,7 @@ class KernelDataPlane:
         self.bridge = bridge
         self.table = table
         self.default_vid = default_vid
+        self.forward_counters = forward_counters
         self._run = runner
         self._index = {name: i for i, name in enumerate(self.ports)}
         self.rr: dict[str, bool] = {}  #: ports EVB is up on, with hairpin state
@@ -119,10 +132,15 @@ class KernelDataPlane:
     def _nft(self, script: str) -> None:
         self._run(["nft", "-f", "-"], script)
 
+    def cleanup_table(self) -> None:
+        """Remove our nft table if it exists (also an older version's bridge-family one)."""
+        for family in ("netdev", "bridge"):
+            with contextlib.suppress(DataPlaneError):
+                self._cmd("nft", "delete", "table", family, self.table)
+
     def cleanup(self) -> None:
         """Remove our table and bridge if they exist (a crashed run's leftovers); no error if not."""
-        with contextlib.suppress(DataPlaneError):
-            self._cmd("nft", "delete", "table", "bridge", self.table)
+        self.cleanup_table()
         with contextlib.suppress(DataPlaneError):
             self._cmd("ip", "link", "del", "dev", self.bridge)
 
@@ -150,54 +168,51 @@ class KernelDataPlane:
     def counter_name(self, ifname: str, what: str) -> str:
         return f"p{self._index[ifname]}_{what}"
 
+    def set_name(self, name: str, ifname: str) -> str:
+        """The nft set of logical set ``name`` (``allowed``, ``held_vids``, ...) on port ``ifname``."""
+        return name if name.endswith(SHARED) else f"{name}_{self._index[ifname]}"
+
     def _table_script(self) -> str:
-        t = self.table
-        lines = [f"table bridge {t} {{"]
+        lines = [f"table netdev {self.table} {{"]
+        counters = COUNTERS if self.forward_counters else ("dropped", "control")
         for port in self.ports:
-            for what in COUNTERS:
-                lines.append(f"  counter {self.counter_name(port, what)} {{ }}")
+            lines += [f"  counter {self.counter_name(port, what)} {{ }}" for what in counters]
         for name, key in SETS.items():
-            for prefix in ("", "held_"):
-                lines.append(f"  set {prefix}{name} {{ typeof {key} ; counter ; }}")
-        lines += [
-            "  chain prerouting {",
-            "    type filter hook prerouting priority -200; policy accept;",
-            f"    {LINK_LOCAL} jump control",
-            "    ether type 8021q iifname . ether saddr . vlan id @allowed accept",
-            "    ether type 8021q iifname . vlan id @vids accept",
-            "    ether type != 8021q iifname . ether saddr @untagged accept",
-            "    ether type != 8021q iifname @untagged_vids accept",
-            "    jump refuse",
-            "  }",
-            "  chain control {",
-        ]
-        for port in self.ports:
-            lines.append(f'    iifname "{port}" counter name {self.counter_name(port, "control")} drop')
-        lines += [
-            "    drop",
-            "  }",
-            "  chain refuse {",
-            # a frame of a VSI that is only pre-associated: counted on that VSI's entry, then dropped
-            "    ether type 8021q iifname . ether saddr . vlan id @held_allowed",
-            "    ether type 8021q iifname . vlan id @held_vids",
-            "    ether type != 8021q iifname . ether saddr @held_untagged",
-            "    ether type != 8021q iifname @held_untagged_vids",
-        ]
-        for port in self.ports:
-            lines.append(f'    iifname "{port}" counter name {self.counter_name(port, "dropped")} drop')
-        pairs = ", ".join(
-            f'"{a}" . "{b}" : "{self.counter_name(a, "reflected" if a == b else "forwarded")}"'
-            for a in self.ports
-            for b in self.ports
-        )
-        lines += [
-            "  }",
-            "  chain forward {",
-            "    type filter hook forward priority 0; policy accept;",
-            f"    counter name iifname . oifname map {{ {pairs} }}",
-            "  }",
-            "}",
-        ]
+            for held in ("", "held_"):
+                for port in [self.ports[0]] if name == SHARED else self.ports:
+                    lines.append(f"  set {self.set_name(held + name, port)} {{ typeof {key} ; counter ; }}")
+        for i, port in enumerate(self.ports):
+            mark = f"meta mark set {MARK_BASE + i:#x} " if self.forward_counters else ""
+            s = {name: f"@{self.set_name(name, port)}" for n in SETS for name in (n, "held_" + n)}
+            lines += [
+                f"  chain in_{i} {{",
+                f"    type filter hook ingress device {json.dumps(port)} priority 0; policy accept;",
+                f"    {LINK_LOCAL} counter name {self.counter_name(port, 'control')} drop",
+                f"    ether saddr . vlan id {s['allowed']} {mark}accept",
+                f"    vlan id {s['vids']} {mark}accept",
+                f"    ether type != 8021q ether saddr {s['untagged']} {mark}accept",
+                f"    ether type != 8021q iifname {s['untagged_vids']} {mark}accept",
+                # a frame of a VSI that is only pre-associated: counted on that VSI's entry, then dropped
+                f"    ether saddr . vlan id {s['held_allowed']}",
+                f"    vlan id {s['held_vids']}",
+                f"    ether type != 8021q ether saddr {s['held_untagged']}",
+                f"    ether type != 8021q iifname {s['held_untagged_vids']}",
+                f"    counter name {self.counter_name(port, 'dropped')} drop",
+                "  }",
+            ]
+        if self.forward_counters:
+            for j, out in enumerate(self.ports):
+                pairs = ", ".join(
+                    f'{MARK_BASE + i:#x} : "{self.counter_name(p, "reflected" if p == out else "forwarded")}"'
+                    for i, p in enumerate(self.ports)
+                )
+                lines += [
+                    f"  chain out_{j} {{",
+                    f"    type filter hook egress device {json.dumps(out)} priority 0; policy accept;",
+                    f"    counter name meta mark map {{ {pairs} }}",
+                    "  }",
+                ]
+        lines.append("}")
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ DataPlane
@@ -220,7 +235,7 @@ class KernelDataPlane:
         the admission sets if ``mode`` is Associate, else into their ``held_`` twins (a
         pre-associated VSI's frames are dropped, and counted on it)."""
         prefix = "" if mode == VdpMode.ASSOC else "held_"
-        new = frozenset((prefix + s, text) for s, text in self._elements(ifname, entries))
+        new = frozenset((self.set_name(prefix + s, ifname), text) for s, text in self._elements(ifname, entries))
         old = self.vsis.get((ifname, key), frozenset())
         self.vsis[(ifname, key)] = new
         self._apply(add=new - old, remove=old - new)
@@ -233,17 +248,17 @@ class KernelDataPlane:
     # ------------------------------------------------------------------ sets
 
     def _elements(self, ifname: str, entries: tuple[FilterEntry, ...]) -> Iterator[Element]:
-        name = json.dumps(ifname)  # a quoted nft string
+        """(logical set, element text) of each entry on ``ifname``."""
         for e in entries:
             vid = e.vid or self.default_vid
             if e.mac is not None:
-                yield ("allowed", f"{name} . {_mac(e.mac)} . {vid}")
+                yield ("allowed", f"{_mac(e.mac)} . {vid}")
                 if vid == self.default_vid:
-                    yield ("untagged", f"{name} . {_mac(e.mac)}")
+                    yield ("untagged", _mac(e.mac))
             else:
-                yield ("vids", f"{name} . {vid}")
+                yield ("vids", str(vid))
                 if vid == self.default_vid:
-                    yield ("untagged_vids", name)
+                    yield ("untagged_vids", json.dumps(ifname))  # a quoted nft string
 
     def _apply(self, *, add: frozenset[Element], remove: frozenset[Element]) -> None:
         ops = []
@@ -274,7 +289,7 @@ class KernelDataPlane:
             while j < len(ops) and j - i < 1000 and ops[j][0] == op and ops[j][1] == name:
                 j += 1
             items = ", ".join(o[2] for o in ops[i:j])
-            lines.append(f"{op} element bridge {self.table} {name} {{ {items} }}")
+            lines.append(f"{op} element netdev {self.table} {name} {{ {items} }}")
             i = j
         return "\n".join(lines) + "\n"
 
@@ -302,38 +317,52 @@ class KernelDataPlane:
         finally:
             self.flush()
 
-    def _read_set(self, name: str) -> dict[str, int]:
-        """One set as the kernel holds it (``nft -j``): element text (as ``_elements`` writes it) → packets."""
-        doc = json.loads(self._cmd("nft", "-j", "list", "set", "bridge", self.table, name))
-        got: dict[str, int] = {}
+    def _all_sets(self) -> Iterator[tuple[str, str, str]]:
+        """(logical name, nft set name, port or "") of every set in the table."""
+        for name in SETS:
+            for logical in (name, "held_" + name):
+                if name == SHARED:
+                    yield logical, logical, ""
+                else:
+                    for port in self.ports:
+                        yield logical, self.set_name(logical, port), port
+
+    def _read_sets(self) -> dict[str, dict[str, int]]:
+        """Every set as the kernel holds it (one ``nft -j list table``): nft set name → {element
+        text (as ``_elements`` writes it) → packets}."""
+        doc = json.loads(self._cmd("nft", "-j", "list", "table", "netdev", self.table))
+        got: dict[str, dict[str, int]] = {}
         for item in doc["nftables"]:
-            for el in item.get("set", {}).get("elem", []):
+            s = item.get("set")
+            if not s:
+                continue
+            elems = got.setdefault(s["name"], {})
+            for el in s.get("elem", []):
                 packets = 0
                 if isinstance(el, dict) and "elem" in el:  # an element with its counter
                     packets = int(el["elem"].get("counter", {}).get("packets", 0))
                     el = el["elem"]["val"]
                 parts = el["concat"] if isinstance(el, dict) and "concat" in el else [el]
-                got[" . ".join(json.dumps(p) if i == 0 else str(p) for i, p in enumerate(parts))] = packets
+                text = " . ".join(json.dumps(p) if isinstance(p, str) and ":" not in p else str(p) for p in parts)
+                elems[text] = packets
         return got
 
     def elements(self) -> dict[str, set[str]]:
-        """What the kernel's sets hold now (read back with ``nft -j``), as ``ifname/mac/vid`` texts."""
+        """What the kernel's sets hold now (read back with ``nft -j``), as ``ifname/mac/vid`` texts
+        per logical set (``allowed``, ``held_allowed``, ...)."""
+        got = self._read_sets()
         out: dict[str, set[str]] = {}
-        for name in SETS:
-            for s in (name, "held_" + name):
-                out[s] = {t.replace(" . ", "/").replace('"', "") for t in self._read_set(s)}
+        for logical, name, port in self._all_sets():
+            texts = out.setdefault(logical, set())
+            for text in got.get(name, {}):
+                texts.add("/".join(([port] if port else []) + [t.strip('"') for t in text.split(" . ")]))
         return out
 
     def vsi_counters_all(self) -> dict[tuple[str, VsiKey], dict[str, int]]:
         """Per VSI: ``passed`` (frames admitted: forwarded or reflected; the kernel backend does not
         split them per VSI, see the README) and ``dropped`` (frames of a pre-associated VSI). An
         entry shared by several VSIs counts for each."""
-        packets: dict[Element, int] = {}
-        if self.started:
-            for name in SETS:
-                for s in (name, "held_" + name):
-                    for text, n in self._read_set(s).items():
-                        packets[(s, text)] = n
+        packets = self._packets()
         out = {}
         for k, els in self.vsis.items():
             passed = sum(packets.get(e, 0) for e in els if not e[0].startswith("held_"))
@@ -341,16 +370,31 @@ class KernelDataPlane:
             out[k] = {"passed": passed, "dropped": dropped}
         return out
 
+    def _packets(self) -> dict[Element, int]:
+        if not self.started:
+            return {}
+        return {(name, text): n for name, elems in self._read_sets().items() for text, n in elems.items()}
+
     # ------------------------------------------------------------------ counters
 
-    def counters(self) -> dict[str, dict[str, int]]:
+    def counters(self) -> dict[str, dict[str, int | None]]:
         """Per port: frames ``forwarded`` (to another port), ``reflected`` (hairpinned back),
-        ``dropped`` (source not associated), ``control`` (link-local, not relayed)."""
-        result: dict[str, dict[str, int]] = {p: dict.fromkeys(COUNTERS, 0) for p in self.ports}
+        ``dropped`` (source not associated), ``control`` (link-local, not relayed). Without
+        ``forward_counters``: ``passed`` (admitted) instead of forwarded and reflected (None)."""
+        result: dict[str, dict[str, int | None]] = {p: dict.fromkeys(COUNTERS, 0) for p in self.ports}
+        if not self.forward_counters:
+            packets = self._packets()
+            for p in self.ports:
+                mine = {self.set_name(n, p) for n in SETS}
+                own = json.dumps(p)
+                passed = sum(
+                    n for (name, text), n in packets.items() if name in mine and (name != SHARED or text == own)
+                )
+                result[p].update(forwarded=None, reflected=None, passed=passed)
         if not self.started:
             return result
         names = {self.counter_name(p, w): (p, w) for p in self.ports for w in COUNTERS}
-        doc = json.loads(self._cmd("nft", "-j", "list", "counters", "table", "bridge", self.table))
+        doc = json.loads(self._cmd("nft", "-j", "list", "counters", "table", "netdev", self.table))
         for item in doc["nftables"]:
             c = item.get("counter")
             if c and c.get("name") in names:
@@ -365,6 +409,7 @@ class KernelDataPlane:
             "bridge": self.bridge,
             "table": self.table,
             "default_vid": self.default_vid,
+            "forward_counters": self.forward_counters,
             "ports": {
                 p: {"evb": p in self.rr, "hairpin": self.rr.get(p, False), "counters": counters[p]} for p in self.ports
             },

@@ -198,16 +198,24 @@ def _prefixes() -> tuple[str, str]:
 
 
 def set_elements(ns: str) -> dict[str, set[str]]:
-    """The nft sets' elements as ``ifname/mac/vid`` texts (empty dict: no table)."""
+    """The nft sets' elements as ``ifname/mac/vid`` texts per logical set (``allowed_0`` holds
+    port b1's, ``allowed_1`` b2's; ``untagged_vids`` holds port names); empty dict: no table."""
     out: dict[str, set[str]] = {}
-    res = run(["nft", "-j", "list", "table", "bridge", TABLE], ns=ns, check=False)
+    res = run(["nft", "-j", "list", "table", "netdev", TABLE], ns=ns, check=False)
     if res.returncode != 0:
         return out
     for item in json.loads(res.stdout)["nftables"]:
         s = item.get("set")
         if s:
+            name, _, index = s["name"].rpartition("_")
+            port = ("b1", "b2")[int(index)] if index.isdigit() else None
+            if port is None:
+                name = s["name"]
             vals = [e["elem"]["val"] if isinstance(e, dict) and "elem" in e else e for e in s.get("elem", [])]
-            out[s["name"]] = {"/".join(str(p) for p in (v["concat"] if isinstance(v, dict) else [v])) for v in vals}
+            texts = out.setdefault(name, set())
+            for v in vals:
+                parts = [str(p) for p in (v["concat"] if isinstance(v, dict) else [v])]
+                texts.add("/".join(([port] if port else []) + parts))
     return out
 
 
@@ -218,7 +226,7 @@ def hairpin(ns: str, port: str) -> bool:
 
 def exists(ns: str, what: str) -> bool:
     if what == "table":
-        return run(["nft", "list", "table", "bridge", TABLE], ns=ns, check=False).returncode == 0
+        return run(["nft", "list", "table", "netdev", TABLE], ns=ns, check=False).returncode == 0
     return run(["ip", "link", "show", "dev", BRIDGE], ns=ns, check=False).returncode == 0
 
 
@@ -485,3 +493,39 @@ def test_crashed_bridge_cleaned_up_on_start_and_on_exit(topo: tuple[Topo, Bridge
     assert not exists(t.br_ns, "table") and not exists(t.br_ns, "bridge")
     with pytest.raises((ConnectError, OSError)):
         br.call("status", timeout=1)
+
+
+class LeanBridgeAgent(BridgeAgent):
+    """The kernel data plane without forward counters (``--no-forward-counters``)."""
+
+    def command_line(self) -> list[str]:
+        return [*super().command_line(), "--no-forward-counters"]
+
+
+def test_without_forward_counters_ports_count_passed(tmp_path: Path) -> None:
+    with running_topology(tmp_path, _prefixes(), LeanBridgeAgent) as (t, br, stations):
+        assert br.dataplane()["forward_counters"] is False
+        associate_all(stations)
+        wait_elements(t.br_ns, EXPECTED)
+        tap1, tap2 = Tap(t.st_ns(0), "s1"), Tap(t.st_ns(1), "s2")
+        try:
+            learn(tap1, tap2)
+            before = br.counters("b1")
+            m = marker()
+            tap1.send(A1, B1, m)  # forwarded
+            tap1.send(A2, A1, m)  # reflected
+            for _ in range(5):
+                tap1.send(SPOOF, B1, m)  # dropped
+            wait_for("A2 -> A1 reflected", lambda: (A2, A1, None) in tap1.payloads(m), timeout=5)
+            wait_for("A1 -> B1 forwarded", lambda: (A1, B1, None) in tap2.payloads(m), timeout=5)
+            after = br.counters("b1")
+            assert after["forwarded"] is None and after["reflected"] is None
+            assert after["passed"] - before["passed"] == 2 and after["dropped"] - before["dropped"] == 5
+            table = run(["nft", "list", "table", "netdev", TABLE], ns=t.br_ns).stdout
+            assert "egress" not in table and "meta mark" not in table
+            text = run([sys.executable, "-m", "evb.cli", "bridge", "status", "--socket", br.socket], ns=t.br_ns).stdout
+            assert re.search(r"^PORT +HAIRPIN +PASSED +DROPPED +CONTROL", text, re.M), text
+            assert re.search(rf"^b1 +on +{after['passed']} +{after['dropped']} ", text, re.M), text
+        finally:
+            tap1.close()
+            tap2.close()
