@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evb.labdemo import add_parser as _lab_parser
 
     _lab_parser(sub)
+    from evb.cli_conformance import add_parser as _conformance_parser
+
+    _conformance_parser(sub)
     _SUBPARSERS.clear()
     _SUBPARSERS.update(sub.choices)
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import textwrap
@@ -22,6 +23,19 @@ _EXIT = textwrap.dedent(
     exit status: 0 success; 1 the bridge refused, or no answer in time; 2 bad usage or
     input; 3 no daemon listens on the control socket."""
 )
+
+
+def _fault_arg(p: argparse.ArgumentParser) -> None:
+    from evb.port import FAULTS
+
+    p.add_argument(
+        "--fault",
+        action="append",
+        choices=sorted(FAULTS),
+        default=[],
+        metavar="FAULT",
+        help="misbehave on purpose, to check that `evb conformance` notices (repeatable): " + ", ".join(sorted(FAULTS)),
+    )
 
 
 def _log_args(p: argparse.ArgumentParser) -> None:
@@ -76,6 +90,7 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--config", metavar="FILE", help="station.toml (see README)")
     run.add_argument("--socket", metavar="PATH", help="control socket (default /run/evb/station-IF.sock)")
     run.add_argument("--state", metavar="PATH", help="desired-state file (default next to the config)")
+    _fault_arg(run)
     _log_args(run)
     run.set_defaults(func=cmd_station_run)
 
@@ -120,6 +135,7 @@ def add_parsers(sub: Any) -> None:
         "frame; ports then count passed, dropped, control)",
     )
     brun.add_argument("--default-vid", metavar="VID", type=int, help="the VID untagged frames count as (default 1)")
+    _fault_arg(brun)
     _log_args(brun)
     brun.set_defaults(func=cmd_bridge_run)
     brl = brs.add_parser(
@@ -290,6 +306,7 @@ def cmd_station_run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_station(args.config, iface=args.iface, socket=args.socket, state=args.state)
+        settings = dataclasses.replace(settings, faults=frozenset(args.fault))
     except ConfigError as exc:
         print(f"evb station run: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -316,6 +333,7 @@ def cmd_bridge_run(args: argparse.Namespace) -> int:
         settings = load_bridge(
             args.config, ports=args.port, socket=args.socket, policy=args.policy, dataplane=dataplane_args
         )
+        settings = dataclasses.replace(settings, faults=frozenset(args.fault))
     except ConfigError as exc:
         print(f"evb bridge run: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -31,7 +31,7 @@ from evb.ecp.receive import EcpReceiver
 from evb.ecp.transmit import EcpTransmitter
 from evb.ecp.wire import MAX_ULPDU_LEN, Ecpdu, EcpOp, decode_ecpdu_prefix
 from evb.errors import DecodeError, LocalProtocolError, NotEvbFrame
-from evb.ethernet import ETH_P_ECP, NEAREST_CUSTOMER_BRIDGE, decode_ethernet_header
+from evb.ethernet import ETH_P_8021Q, ETH_P_ECP, NEAREST_CUSTOMER_BRIDGE, decode_ethernet_header
 from evb.events import FrameDropped
 from evb.frame import Frame, build_frame, decode_frame
 from evb.lldp.agent import LldpAgent, LldpTimers
@@ -42,9 +42,13 @@ from evb.tlv import InvalidTlv
 from evb.vdp.bridge import BridgeTimers, Decision, Policy, VdpBridge, accept_all
 from evb.vdp.events import VdpEvent, VsiKey
 from evb.vdp.station import StationTimers, StationVsi, VdpStation, Vsi
-from evb.vdp.wire import VdpMode, VdpPdu, VsiTlv
+from evb.vdp.wire import VdpMode, VdpPdu, VdpStatus, VsiTlv
 
 Event = LldpEvent | VdpEvent | UlpduAbandoned | FrameDropped
+#: faults a port can be told to have (``PortConfig.faults``; ``--fault`` of the agents): a station
+#: that never sends keep-alives, a bridge whose answers carry status code 1 instead of 0, a port
+#: that never acknowledges ECPDUs, a port that does not copy the peer's EVB status octet
+FAULTS: Final = frozenset({"no-keepalive", "wrong-status", "no-ecp-ack", "no-evb-copy"})
 VDP_SUBTYPE: Final = 1
 PECSP_SUBTYPE: Final = 2
 
@@ -70,6 +74,13 @@ class PortConfig:
     end_tlv: bool = True
     #: pad frames to the 60-octet Ethernet minimum
     pad: bool = True
+    #: deliberate misbehaviour, to show that the conformance suite catches it (``FAULTS``)
+    faults: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = self.faults - FAULTS
+        if unknown:
+            raise LocalProtocolError(f"unknown fault(s) {', '.join(sorted(unknown))}: one of {', '.join(FAULTS)}")
 
 
 @dataclass(slots=True)
@@ -150,6 +161,9 @@ class Port(ABC):
         except DecodeError as exc:
             self._drop(exc.pdu, exc.field, exc.offset, exc.reason)
             self._ack_undecodable(data)
+            return
+        if frame.tags and any(tag.vid or tag.tpid != ETH_P_8021Q for tag in frame.tags):
+            c.ignored += 1  # another VLAN's or S-channel's LLDP/ECP (lldp-evb-cdcp.md §1.1): not this port's
             return
         pdu = frame.pdu
         if isinstance(pdu, Ecpdu):
@@ -265,6 +279,11 @@ class Port(ABC):
 
     def _evb_update(self, now: float, *, reason: str) -> None:
         new_local = local_tlv(self.config.evb, self.peer_tlv)
+        if "no-evb-copy" in self.config.faults:  # the peer's status octet not copied back
+            if self.role is Role.STATION:
+                new_local = replace(new_local, bgid=False, rrcap=False, rrctr=False, bridge_reserved=0)
+            else:
+                new_local = replace(new_local, sgid=False, rrreq=False, rrstat=0, station_reserved=0)
         if new_local != self.local_tlv:
             self.local_tlv = new_local
             self.agent.local_changed(now)
@@ -325,8 +344,9 @@ class Port(ABC):
         if pdu.op is not EcpOp.REQUEST:
             self._drop("ecpdu", "op", 14, f"reserved operation {int(pdu.op)}")
             return
-        self._emit(pdu.ack())
-        self.counters.ecp_acks_sent += 1
+        if "no-ecp-ack" not in self.config.faults:
+            self._emit(pdu.ack())
+            self.counters.ecp_acks_sent += 1
         if not self.ecp_rx.receive(pdu, now):
             return
         if pdu.subtype == PECSP_SUBTYPE:
@@ -431,6 +451,7 @@ class StationPort(Port):
     def __init__(self, config: PortConfig, *, now: float) -> None:
         o = Operating.from_tlv(local_tlv(config.evb, None))
         self.vdp = VdpStation(timers=self._timers(o, config), max_per_pdu=config.max_per_pdu)
+        self.vdp.send_keepalives = "no-keepalive" not in config.faults
         super().__init__(config, now=now)
 
     @staticmethod
@@ -507,6 +528,8 @@ class BridgePort(Port):
         self.vdp = VdpBridge(
             timers=self._timers(o), policy=policy, max_vsis=config.max_vsis, max_per_pdu=config.max_per_pdu
         )
+        if "wrong-status" in config.faults:
+            self.vdp.ok_status = VdpStatus.reply(1)
         super().__init__(config, now=now)
 
     @staticmethod

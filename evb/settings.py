@@ -21,7 +21,9 @@ Station (``station.toml``)::
     end_tlv = true
 
 Bridge (``bridge.toml``): ``[bridge] ports = ["eth1", ...]``, ``socket``, ``policy``, and ``[evb]``
-with ``rrcap`` instead of ``rrreq``; ``[vdp]`` adds ``max_vsis``; and the forwarding::
+with ``rrcap`` instead of ``rrreq``; ``[vdp]`` adds ``max_vsis`` and ``wildcard_vid`` (without a
+policy file: the VID given to a VID-0 entry; 0, the default, returns it unchanged as lldpad does);
+and the forwarding::
 
     [dataplane]
     kind = "kernel"        # none (log only), kernel (Linux bridge + nftables), emulated (Python, AF_PACKET)
@@ -70,6 +72,10 @@ class VdpSettings:
     max_per_pdu: int = 0
     end_tlv: bool = True
     max_vsis: int = 0
+    #: bridge without a policy file: the VID a wildcard (VID 0) entry is given; 0 = returned
+    #: unchanged, as lldpad's production policy does (lldpad stations refuse VID 1 in commands,
+    #: so they could not de-associate a VSI the bridge gave VID 1)
+    wildcard_vid: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +85,7 @@ class StationSettings:
     state: str
     evb: EvbSettings = field(default_factory=EvbSettings)
     vdp: VdpSettings = field(default_factory=VdpSettings)
+    faults: frozenset[str] = frozenset()  #: ``--fault``: deliberate misbehaviour (conformance self-test)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +111,7 @@ class BridgeSettings:
     evb: EvbSettings = field(default_factory=EvbSettings)
     vdp: VdpSettings = field(default_factory=VdpSettings)
     dataplane: DataPlaneSettings = field(default_factory=DataPlaneSettings)
+    faults: frozenset[str] = frozenset()  #: ``--fault``: deliberate misbehaviour (conformance self-test)
 
 
 def default_station_socket(iface: str) -> str:
@@ -189,13 +197,14 @@ def _evb(r: _Reader, rr_key: str) -> EvbSettings:
 
 
 def _vdp(r: _Reader, bridge: bool) -> VdpSettings:
-    known = {"min_gap_ms", "max_per_pdu", "end_tlv"} | ({"max_vsis"} if bridge else set())
+    known = {"min_gap_ms", "max_per_pdu", "end_tlv"} | ({"max_vsis", "wildcard_vid"} if bridge else set())
     t = r.table("vdp", known)
     return VdpSettings(
         min_gap_ms=r.get(t, "vdp", "min_gap_ms", float, 3.0, 0.0, 10_000.0),
         max_per_pdu=r.get(t, "vdp", "max_per_pdu", int, 0, 0, 1000),
         end_tlv=r.get(t, "vdp", "end_tlv", bool, True),
         max_vsis=r.get(t, "vdp", "max_vsis", int, 0, 0, 10_000_000) if bridge else 0,
+        wildcard_vid=r.get(t, "vdp", "wildcard_vid", int, 0, 0, 4094) if bridge else 0,
     )
 
 
@@ -290,7 +299,9 @@ def _dataplane(r: _Reader, given: dict[str, Any]) -> DataPlaneSettings:
     )
 
 
-def port_config(role: Role, mac: bytes, evb: EvbSettings, vdp: VdpSettings, *, first_seq: int) -> PortConfig:
+def port_config(
+    role: Role, mac: bytes, evb: EvbSettings, vdp: VdpSettings, *, first_seq: int, faults: frozenset[str] = frozenset()
+) -> PortConfig:
     """The sans-IO port's configuration from an agent's settings (``rr`` is RRREQ or RRCAP by role)."""
     rr = {"rrreq": evb.rr} if role is Role.STATION else {"rrcap": evb.rr}
     return PortConfig(
@@ -301,4 +312,5 @@ def port_config(role: Role, mac: bytes, evb: EvbSettings, vdp: VdpSettings, *, f
         end_tlv=vdp.end_tlv,
         max_vsis=vdp.max_vsis,
         first_seq=first_seq,
+        faults=faults,
     )

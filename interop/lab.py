@@ -409,12 +409,14 @@ class Lab:
         log_level: str = "info",
         name: str | None = None,
         policy: str | Path | None = None,
+        extra: list[str] | None = None,
     ) -> Agent:
         """One of our agents on ``role``'s end; ``evb``/``vdp``: the [evb]/[vdp] tables of its TOML;
-        ``policy``: a bridge's policy file."""
+        ``policy``: a bridge's policy file; ``extra``: more command-line arguments (``--fault``)."""
         agent = Agent(
             self, self.side(role), evb or {}, vdp or {}, log_level=log_level, name=name or role, policy=policy
         )
+        agent.extra = list(extra or [])
         agent.start()
         return agent
 
@@ -786,6 +788,7 @@ class Agent:
         self.log_level = log_level
         self.evb = dict(evb)
         self.vdp = dict(vdp)
+        self.extra: list[str] = []  #: more command-line arguments
         self.proc: Process | None = None
 
     def _write_config(self) -> None:
@@ -805,7 +808,7 @@ class Agent:
             cmd += ["--iface", self.ifname, "--state", str(self.state)]
         else:
             cmd += ["--port", self.ifname]
-        return [*cmd, "--log-format", "json", "--log-level", self.log_level]
+        return [*cmd, *self.extra, "--log-format", "json", "--log-level", self.log_level]
 
     def start(self, timeout: float = 20) -> None:
         """Start the daemon and wait until its control socket answers."""

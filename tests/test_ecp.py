@@ -189,15 +189,18 @@ def test_only_the_immediately_preceding_number_is_a_duplicate() -> None:
 def test_same_number_different_content_is_a_restarted_peer() -> None:
     """ecp.md §4.3, vdp-deassoc-unknown.pcap: the restarted lldpad bridge's first ECPDU has sequence 1,
     the number the station last saw from the previous instance; lldpad's station dropped it (frame 4:
-    acknowledged, never answered). We deliver it: a retransmission is an identical copy."""
+    acknowledged, never answered). We deliver it when it comes more than the repeat window after the
+    last copy (a restarted peer needs longer than that); a quick repeat is a duplicate, whatever its
+    content (the standard's rule)."""
     old = decode_frame(capture_frame("vdp-assoc-deassoc.pcap", 3).data).pdu  # a bridge's REQ 1 (ASSOC answer)
     new = decode_frame(capture_frame("vdp-deassoc-unknown.pcap", 3).data).pdu  # the new bridge's REQ 1
     assert isinstance(old, Ecpdu) and isinstance(new, Ecpdu) and old.seq == new.seq == 1
-    rx = EcpReceiver()
-    assert rx.receive(old)
-    assert rx.receive(new)  # lldpad: dropped as a duplicate
-    assert not rx.receive(new)  # its retransmission is a duplicate
-    assert (rx.delivered, rx.duplicates, rx.restarts_seen) == (2, 1, 1)
+    rx = EcpReceiver(repeat_window=1.0)
+    assert rx.receive(old, 0.0)
+    assert not rx.receive(new, 0.5)  # within the window: a duplicate, although its content differs
+    assert rx.receive(new, 3.0)  # lldpad: dropped as a duplicate
+    assert not rx.receive(new, 3.003)  # its retransmission is a duplicate
+    assert (rx.delivered, rx.duplicates, rx.restarts_seen) == (2, 2, 1)
 
 
 def test_receiver_reset_forgets_the_last_number() -> None:
@@ -314,11 +317,13 @@ def test_ecp_is_ignored_before_evb_is_negotiated() -> None:
 
 
 def test_restarted_peer_trap_through_a_port() -> None:
-    """vdp-deassoc-unknown.pcap frames 3-4, with the previous bridge's REQ 1 seen before."""
+    """vdp-deassoc-unknown.pcap frames 3-4, with the previous bridge's REQ 1 seen before (an lldpad
+    restart takes seconds: 3 s here); the same frame 0.5 s after the old one is a duplicate."""
     port = negotiated_station()
     port.receive_frame(capture_frame("vdp-assoc-deassoc.pcap", 3).data, 1.0)
-    port.receive_frame(capture_frame("vdp-deassoc-unknown.pcap", 3).data, 2.0)
-    assert acks(port.frames_to_send()) == [bytes.fromhex("14010001")] * 2
+    port.receive_frame(capture_frame("vdp-deassoc-unknown.pcap", 3).data, 1.5)
+    port.receive_frame(capture_frame("vdp-deassoc-unknown.pcap", 3).data, 4.5)
+    assert acks(port.frames_to_send()) == [bytes.fromhex("14010001")] * 3
     assert port.ecp_rx.delivered == 2  # lldpad: 1
 
 
@@ -652,3 +657,33 @@ class ReliablePath(RuleBasedStateMachine):
 
 TestReliablePath = ReliablePath.TestCase
 TestReliablePath.settings = settings(DETERMINISTIC, max_examples=100, stateful_step_count=50)
+
+
+@pytest.mark.parametrize(
+    ("tag", "taken"),
+    [(b"", True), (b"\x81\x00\xe0\x00", True), (b"\x81\x00\x00\x64", False), (b"\x88\xa8\x00\x64", False)],
+    ids=["untagged", "priority-tagged", "vlan-100", "s-tag-100"],
+)
+def test_tagged_lldp_and_ecp_belong_to_another_vlan_or_s_channel(tag: bytes, taken: bool) -> None:
+    """lldp-evb-cdcp.md §1.1: the port's LLDP/ECP is untagged (a priority tag, VID 0, counts as
+    untagged); a C-tag with a VID or an S-tag carries another VLAN's or S-channel's frames: ignored."""
+    lldp = capture_frame("evb-rr-granted.pcap", 9).data
+    port = StationPort(PortConfig(mac=STATION_MAC, evb=EvbConfig(role=Role.STATION)), now=0.0)
+    port.receive_frame(lldp[:12] + tag + lldp[12:], 0.0)
+    assert port.negotiated is taken
+    port = negotiated_station()
+    port.receive_frame(ecp_frame(0x1001, 9, VDP_ANSWER)[:12] + tag + ecp_frame(0x1001, 9, VDP_ANSWER)[12:], 1.0)
+    assert (acks(port.frames_to_send()) == [bytes.fromhex("14010009")]) is taken
+    assert port.counters.ignored == (0 if taken else 1)
+
+
+def test_faults_make_a_port_misbehave_on_purpose() -> None:
+    """``PortConfig.faults`` (``--fault``): only for showing that the conformance suite notices."""
+    with pytest.raises(LocalProtocolError, match="unknown fault"):
+        PortConfig(mac=STATION_MAC, evb=EvbConfig(role=Role.STATION), faults=frozenset({"typo"}))
+    config = PortConfig(mac=STATION_MAC, evb=EvbConfig(role=Role.STATION), faults=frozenset({"no-ecp-ack"}))
+    port = StationPort(config, now=0.0)
+    port.receive_frame(capture_frame("evb-rr-granted.pcap", 9).data, 0.0)
+    port.frames_to_send()
+    port.receive_frame(ecp_frame(0x1001, 9, VDP_ANSWER), 1.0)
+    assert acks(port.frames_to_send()) == [] and port.ecp_rx.received == 1

@@ -110,6 +110,7 @@ def test_bridge_defaults_and_file(tmp_path: Path) -> None:
 
         [vdp]
         max_vsis = 500
+        wildcard_vid = 100
         """,
         "bridge.toml",
     )
@@ -117,7 +118,7 @@ def test_bridge_defaults_and_file(tmp_path: Path) -> None:
     assert b.ports == ("veth1", "veth2")
     assert b.socket == "/tmp/br.sock"
     assert b.evb == EvbSettings(rr=False, rte=10)
-    assert b.vdp == VdpSettings(max_vsis=500)
+    assert b.vdp == VdpSettings(max_vsis=500, wildcard_vid=100)
     # --port replaces the file's list
     assert load_bridge(path, ports=["x0"]).ports == ("x0",)
 

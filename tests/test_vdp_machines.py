@@ -447,14 +447,21 @@ def test_bridge_errors_file_filter_change_is_admitted() -> None:
 
 
 def test_bridge_errors_file_no_answer() -> None:
-    """Frames 29 (TLV length does not fit its entry count), 31 (no Manager ID TLV first) and 33 (the
-    response bit set in a request): acknowledged, never answered, as lldpad; each is reported."""
+    """Frames 31 (no Manager ID TLV first) and 33 (the response bit set in a request):
+    acknowledged, never answered, as lldpad; frame 29 (TLV length does not fit its entry count)
+    is refused with code 1, "invalid format" (lldpad: no answer; its identity is readable, so the
+    station need not wait respWaitDelay). Each is reported."""
     drv, answers = _errors_run()
-    assert answers[29] == answers[31] == answers[33] == []
+    assert answers[31] == answers[33] == []
+    [refusal] = answers[29]
+    pdu = decode_frame(refusal).pdu
+    assert isinstance(pdu, Ecpdu) and isinstance(pdu.ulpdu, VdpPdu)
+    [tlv] = pdu.ulpdu.vsis
+    assert tlv.mode is VdpMode.ASSOC and tlv.status.octet == 0x41 and len(tlv.entries) == 1
     [dropped] = drv.of(FrameDropped)
     assert dropped.pdu == "vdp" and "entries" in dropped.reason
-    [violation] = drv.of(VdpViolation)
-    assert "Manager ID" in violation.reason
+    reasons = [v.reason for v in drv.of(VdpViolation)]
+    assert len(reasons) == 2 and "refused, code 1" in reasons[0] and "Manager ID" in reasons[1]
     c = drv.port.vdp.counters
     assert c.invalid == 3  # frame 29's TLV, frames 10 and 18 (invalid requests)
     assert c.ignored == 1  # frame 33
@@ -643,6 +650,7 @@ def test_station_deassociate_answered_by_a_restarted_lldpad_bridge() -> None:
     delivers it, a request with the last number but different content being a restarted peer's
     (ecp/receive.py), and the VSI ends normally."""
     name = "vdp-deassoc-unknown.pcap"
+    restart = 5.0  # the second capture starts after lldpad's restart (seconds): past the repeat window
     drv = our_station(name, rka=24)
     first = {x.number: x for x in frames("vdp-assoc-deassoc.pcap")}
     f = {x.number: x for x in frames(name)}
@@ -651,10 +659,10 @@ def test_station_deassociate_answered_by_a_restarted_lldpad_bridge() -> None:
     drv.feed(first[2].data, 0.5001)
     drv.feed(first[3].data, 0.503)
     assert len(drv.of(VsiAssociated)) == 1
-    drv.do(OFFSET + f[1].seconds, lambda now: drv.port.deassociate(v, now=now))  # type: ignore[attr-defined]
+    drv.do(restart + f[1].seconds, lambda now: drv.port.deassociate(v, now=now))  # type: ignore[attr-defined]
     for n in (2, 3):
-        drv.feed(f[n].data, OFFSET + f[n].seconds)
-    out = [d for t, d in drv.ecp_out() if t >= OFFSET]
+        drv.feed(f[n].data, restart + f[n].seconds)
+    out = [d for t, d in drv.ecp_out() if t >= restart]
     assert out == [f[1].data, f[4].data]
     assert drv.of(VsiDeassociated) == [VsiDeassociated(key=v.key, reason="deassociated")]
     assert drv.port.ecp_rx.restarts_seen == 1 and drv.port.ecp_rx.duplicates == 0
@@ -703,8 +711,26 @@ def test_station_ignores_what_a_station_must_ignore() -> None:
     fake = bytearray(f[1].data)
     fake[6:12] = BRIDGE_MAC
     drv.feed(bytes(fake), OFFSET)
-    drv.feed(f[3].data, OFFSET + 0.01)  # an answer for U1, which our station does not hold
+    # an answer for U1, which our station does not hold; both frames carry sequence 1, so it comes
+    # after the receiver's repeat window (a quick repeat of the last number is an ECP duplicate)
+    drv.feed(f[3].data, OFFSET + 2.0)
     assert len(drv.ecp_acks()) == 2
     [violation] = drv.of(VdpViolation)
     assert "request" in violation.reason
     assert drv.port.vdp.counters.unknown_answers == 1 and drv.of(VsiAssociated) == []
+
+
+def test_accept_all_assigning_gives_wildcard_entries_a_vid() -> None:
+    """vdp.md §5.3: the bridge supplies a VID for VID 0 (``[vdp] wildcard_vid``); others as asked."""
+    import dataclasses
+
+    from evb.vdp.bridge import PolicyRequest, Verdict, accept_all_assigning
+    from evb.vdp.wire import FilterFormat
+
+    entries = (FilterEntry(vid=0, mac=b"\x02" * 6, pcp=3, ps=True), FilterEntry(vid=20, mac=b"\x04" * 6))
+    tlv = VsiTlv(VdpMode.ASSOC, VdpStatus.request(), 1, 1, 5, bytes(range(16)), FilterFormat.MAC_VID, entries)
+    decision = accept_all_assigning(100)(PolicyRequest(manager_id=LABMGR, tlv=tlv, current=None))
+    assert decision.verdict is Verdict.ACCEPT
+    assert decision.entries == (FilterEntry(vid=100, mac=b"\x02" * 6, pcp=3, ps=True), entries[1])
+    plain = dataclasses.replace(tlv, entries=entries[1:])
+    assert accept_all_assigning(100)(PolicyRequest(manager_id=LABMGR, tlv=plain, current=None)).entries is None

@@ -65,7 +65,9 @@ class StationAgent:
         except OSError as exc:
             raise ControlError(ErrorCode.INTERNAL, f"cannot open {s.iface}: {exc}") from None
         # a random first sequence number: never the one a peer saw last (ecp.md §4.3)
-        config = port_config(Role.STATION, own_mac, s.evb, s.vdp, first_seq=random.randrange(1, 0x10000))
+        config = port_config(
+            Role.STATION, own_mac, s.evb, s.vdp, first_seq=random.randrange(1, 0x10000), faults=s.faults
+        )
         self.port = StationPort(config, now=loop.time())
         self.driver = PortDriver(self.port, s.iface, self.log)
         self.driver.listeners.append(self._on_event)

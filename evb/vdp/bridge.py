@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 from evb.tlv import InvalidTlv
@@ -46,6 +46,7 @@ from evb.vdp.wire import (
     VdpTlv,
     VsiManagerIdTlv,
     VsiTlv,
+    salvage_vsi_tlv,
 )
 
 MAX_ULPDU: Final = 1493
@@ -113,6 +114,20 @@ def accept_all(request: PolicyRequest) -> Decision:
     return Decision.accept()
 
 
+def accept_all_assigning(vid: int) -> Policy:
+    """Accept everything, entries as asked, but a wildcard VID (0) becomes ``vid``: the bridge
+    supplies the VID (vdp.md §5.3, §12 #4). The bridge agent's policy without a policy file when
+    ``[vdp] wildcard_vid`` is set."""
+
+    def policy(request: PolicyRequest) -> Decision:
+        entries = request.tlv.entries
+        if all(e.vid for e in entries):
+            return Decision.accept()
+        return Decision.accept(tuple(e if e.vid else replace(e, vid=vid) for e in entries))
+
+    return policy
+
+
 class BrState(enum.Enum):
     PENDING = "pending"  #: the policy has not decided yet (resourceWaitDelay runs)
     ESTABLISHED = "established"  #: confirmed; toutKeepAlive runs
@@ -172,6 +187,7 @@ class VdpBridge:
         self.max_per_pdu = max_per_pdu
         self.resend_limit = resend_limit
         self.group_ids = False
+        self.ok_status = _OK  #: the status of a success answer (another only to test the conformance suite)
         self.vsis: dict[VsiKey, BridgeVsi] = {}
         self.events: deque[VdpEvent] = deque()
         self.counters = BridgeCounters()
@@ -197,7 +213,13 @@ class VdpBridge:
                 self._violation("second VSI Manager ID TLV in one PDU: rest dropped")
                 return
             elif isinstance(tlv, InvalidTlv):
-                self.counters.invalid += 1  # no identity to answer (lldpad ignores it too)
+                self.counters.invalid += 1
+                head = salvage_vsi_tlv(tlv.type, tlv.value)
+                if head is not None and not head.status.response:
+                    # identity readable: refuse with "invalid format" (lldpad stays silent, and the
+                    # station waits respWaitDelay); otherwise there is nobody to answer
+                    self._violation(f"malformed {head.mode.label} request ({tlv.reason}): refused, code 1")
+                    self._send(mgr, _with_status(head, VdpStatus.reply(VdpStatusCode.INVALID_FORMAT)))
 
     def _request(self, mgr: bytes, tlv: VsiTlv, now: float) -> None:
         self.counters.requests += 1
@@ -206,7 +228,7 @@ class VdpBridge:
         if tlv.mode is VdpMode.DEASSOC:
             if rec is not None:
                 self._release(rec, VsiDeassociated(key=key, reason="deassociated"))
-            self._send(mgr, _with_status(tlv, _OK))
+            self._send(mgr, _with_status(tlv, self.ok_status))
             return
         if rec is not None and rec.state is BrState.PENDING:
             self.counters.ignored += 1  # busy: the answer comes when the policy decides
@@ -300,7 +322,14 @@ class VdpBridge:
         if len(entries) != len(tlv.entries):
             entries = tlv.entries  # a policy may choose VIDs/PCPs, not add or drop entries
         answer = VsiTlv(
-            tlv.mode, _OK, tlv.type_id, tlv.type_version, tlv.vsiid_format, tlv.vsiid, tlv.filter_format, entries
+            tlv.mode,
+            self.ok_status,
+            tlv.type_id,
+            tlv.type_version,
+            tlv.vsiid_format,
+            tlv.vsiid,
+            tlv.filter_format,
+            entries,
         )
         if rec is None:
             rec = placeholder or BridgeVsi(key)

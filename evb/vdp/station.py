@@ -170,6 +170,7 @@ class VdpStation:
         self.timers = timers
         self.max_per_pdu = max_per_pdu  #: association TLVs per ECPDU; 0 = as many as fit
         self.group_ids = False
+        self.send_keepalives = True  #: False only to show the conformance suite a faulty station
         self.active = False  #: EVB negotiated: requests may be sent
         self.vsis: dict[VsiKey, StationVsi] = {}
         self.events: deque[VdpEvent] = deque()
@@ -451,7 +452,9 @@ class VdpStation:
                 else:
                     self._timers.arm(rec)  # a response wait: not due yet
         for rec in due:
-            if rec.state is StState.ESTABLISHED:
+            if rec.state is StState.ESTABLISHED and not self.send_keepalives:
+                self._set_deadline(rec, now + self.timers.reinit_keepalive)
+            elif rec.state is StState.ESTABLISHED:
                 rec.state = StState.KEEPALIVE
                 rec.resends = 0
                 rec.deadline = None

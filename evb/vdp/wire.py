@@ -520,6 +520,30 @@ def _entries(ffmt: int, data: bytes, p: int, n: int) -> tuple[FilterEntry, ...]:
     return tuple(out)
 
 
+def salvage_vsi_tlv(tlv_type: int, value: bytes) -> VsiTlv | None:
+    """What can be read of a malformed association TLV (type 1-4) whose 25-octet head is intact
+    and whose filter format is known: identity, filter format, and the entries that fit whole
+    (the count and the length disagree, or trailing octets). None when not even that is there.
+    A bridge uses it to refuse such a request with "invalid format" instead of leaving the
+    station to wait (vdp.md §4.3 code 1)."""
+    if not 1 <= tlv_type <= 4 or len(value) < ASSOC_FIXED_LEN:
+        return None
+    word, version, vfmt, vsiid, ffmt_code, n = _ASSOC_HEAD(value, 0)
+    if not 1 <= ffmt_code <= 4:
+        return None
+    fit = min(n, (len(value) - ASSOC_FIXED_LEN) // _SIZES[ffmt_code])
+    return _make_vsi(
+        _MODES[tlv_type],
+        _STATUS_TABLE[word >> 24],
+        word & 0xFFFFFF,
+        version,
+        _VSIID_FORMATS.get(vfmt, vfmt),
+        vsiid,
+        _FILTER_FORMAT_BY_CODE[ffmt_code],
+        _entries(ffmt_code, value, ASSOC_FIXED_LEN, fit),
+    )
+
+
 def _decode_vsi(t: int, data: bytes, s: int, e: int, base: int) -> VsiTlv:
     """Association TLV body ``data[s:e]``; ``base + s - 2`` is where its header sits."""
     length = e - s

@@ -26,7 +26,7 @@ from evb.lldp.negotiate import Role
 from evb.port import BridgePort, Event, Port
 from evb.settings import BridgeSettings, port_config
 from evb.station_agent.daemon import dataclass_dict, port_status
-from evb.vdp.bridge import Policy, accept_all
+from evb.vdp.bridge import Policy, accept_all, accept_all_assigning
 from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey
 from evb.vdp.wire import FilterEntry, VdpMode
 from evb.vepa_bridge.kernel import DataPlaneError, KernelDataPlane
@@ -99,12 +99,14 @@ class BridgeAgent:
         self,
         settings: BridgeSettings,
         *,
-        policy: Policy = accept_all,
+        policy: Policy | None = None,
         dataplane: DataPlane | None = None,
         log: Any = None,
     ) -> None:
         self.settings = settings
-        self.policy = policy
+        #: without a policy file: accept all; a wildcard VID (0) stays 0 or becomes [vdp] wildcard_vid
+        wildcard = settings.vdp.wildcard_vid
+        self.policy = policy or (accept_all_assigning(wildcard) if wildcard else accept_all)
         self.database: VsiTypeDatabase | None = None  #: from ``settings.policy``, loaded by start()
         self.dataplane: DataPlane = dataplane or LogOnlyDataPlane()
         self.log = (log or structlog.get_logger()).bind(role="bridge")
@@ -134,7 +136,9 @@ class BridgeAgent:
                 mac = interface_mac(ifname)
             except OSError as exc:
                 raise ControlError(ErrorCode.INTERNAL, f"cannot open port {ifname}: {exc}") from None
-            config = port_config(Role.BRIDGE, mac, s.evb, s.vdp, first_seq=random.randrange(1, 0x10000))
+            config = port_config(
+                Role.BRIDGE, mac, s.evb, s.vdp, first_seq=random.randrange(1, 0x10000), faults=s.faults
+            )
             port = BridgePort(config, now=loop.time(), policy=self._port_policy(ifname))
             driver = PortDriver(port, ifname, self.log.bind(ifname=ifname))
             driver.listeners.append(self._listener(ifname))
@@ -314,7 +318,7 @@ def make_dataplane(settings: BridgeSettings) -> DataPlane | None:
     return None
 
 
-def main_run(settings: BridgeSettings, policy: Policy = accept_all, dataplane: DataPlane | None = None) -> int:
+def main_run(settings: BridgeSettings, policy: Policy | None = None, dataplane: DataPlane | None = None) -> int:
     agent = BridgeAgent(settings, policy=policy, dataplane=dataplane)
     try:
         with contextlib.suppress(KeyboardInterrupt):
