@@ -94,7 +94,13 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--tolerance", type=float, default=0.25, help="relative tolerance of timing checks (0.25)")
     for name, default in (("r", 3), ("rte", 8), ("rwd", 14), ("rka", 14)):
         run.add_argument(f"--{name}", type=int, default=default, help=f"the tester's proposed {name.upper()}")
-    run.add_argument("--sim-fault", default="none", metavar="FAULT", help="with --sim: the DUT's fault (self-test)")
+    run.add_argument(
+        "--sim-fault",
+        default="none",
+        metavar="FAULT",
+        help="with --sim: make the DUT misbehave, to see the suite catch it: no-keepalive, wrong-status, "
+        "no-ecp-ack, no-evb-copy (default none)",
+    )
     run.set_defaults(func=cmd_run)
 
 
