@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from evb.conformance import steps
 from evb.conformance.model import Fail, Skip, case
-from evb.conformance.tester import Tester, VdpIn, VsiSpec
+from evb.conformance.tester import Tester, VdpIn, VsiSpec, ecp_request_body
 from evb.ethernet import ETH_P_ECP
 from evb.vdp.wire import (
     CiscoL3AddressTlv,
@@ -231,15 +231,9 @@ def dut_frames_with(t: Tester, since: int, needle: bytes) -> list[bytes]:
     if they did not decode (a malformed echo must count as an answer too)."""
     out = []
     for seen in t.log[since:]:
-        if seen.way != "in":
-            continue
-        d = seen.data
-        n = 12
-        while d[n : n + 2] in (b"\x81\x00", b"\x88\xa8"):
-            n += 4
-        is_request = d[n : n + 2] == b"\x89\x40" and len(d) > n + 3 and d[n + 2] & 0x0C == 0
-        if is_request and needle in d[n + 6 :]:
-            out.append(d)
+        body = ecp_request_body(seen.data) if seen.way == "in" else None
+        if body is not None and needle in body[4:]:
+            out.append(seen.data)
     return out
 
 

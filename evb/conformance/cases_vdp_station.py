@@ -26,6 +26,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from evb.conformance.model import CaseFn, Fail, Skip, case
 from evb.conformance.steps import acked, forget_on_cleanup
@@ -245,21 +246,12 @@ def prompt(t: Tester) -> float:
     return 1.0 + 10 * t.op.ack_timeout
 
 
-async def answer(
-    t: Tester,
-    req: VdpIn,
-    vsi: VsiSpec,
-    *,
-    code: int = 0,
-    keep: bool = False,
-    hard: bool = False,
-    mode: VdpMode | None = None,
-    entries: tuple[FilterEntry, ...] | None = None,
-) -> float:
-    """``tester.reply`` (acknowledged); the time we sent it (keep-alive timers count from it)."""
+async def answer(t: Tester, req: VdpIn, vsi: VsiSpec, **kw: Any) -> float:
+    """``tester.reply(req, vsi, **kw)`` (acknowledged); the time we sent it (keep-alive timers
+    count from it)."""
     await t.pace()
     sent = t.now()
-    await t.reply(req, vsi, code=code, keep=keep, hard=hard, mode=mode, entries=entries)
+    await t.reply(req, vsi, **kw)
     return sent
 
 

@@ -67,7 +67,6 @@ class SimDut:
         self.port = port
         self.delay = delay
         self.events: list[Event] = []
-        self.link_up = True
         #: frames the DUT sends pass this filter first (self-tests mutate a DUT with it)
         self.outgoing: Callable[[bytes], bytes | None] = lambda f: f
         self._loop = asyncio.get_running_loop()

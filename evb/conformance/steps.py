@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from evb.conformance.model import Fail
 from evb.conformance.tester import Tester, VdpIn, VsiSpec
-from evb.ecp.wire import Ecpdu
 from evb.vdp.wire import VdpMode, VdpPdu, VdpStatus, VsiTlv
 
 
@@ -75,15 +74,6 @@ async def hook_then_vdp(
     return await t.expect_vdp(match, within=0.0, what=what)
 
 
-async def station_associated(
-    t: Tester, vsi: VsiSpec | None = None, action: str = "associate", mode: VdpMode = VdpMode.ASSOC
-) -> tuple[VsiSpec, VdpIn]:
-    """Station DUT: the hook associates (or ``action``), we answer success; (vsi, its request)."""
-    vsi, req = await station_asks(t, vsi, action, mode)
-    await t.reply(req, vsi)
-    return vsi, req
-
-
 async def make_dut_send(t: Tester) -> VsiSpec:
     """Make the DUT send one new ECPDU with VDP in it (its answer, or its request)."""
     if t.dut_role == "bridge":
@@ -125,8 +115,3 @@ async def still_alive(t: Tester) -> None:
     seq = await t.send_ulpdu(pdu, reliable=False)
     if await acked(t, seq, since=since) is None:
         raise Fail("the DUT stopped acknowledging valid ECPDUs", t.last_in())
-
-
-def dut_requests(t: Tester, since_index: int = 0) -> list[tuple[float, Ecpdu, bytes, bool]]:
-    """The ECP requests the DUT sent (``ecp_in``) from ``since_index`` on."""
-    return t.ecp_in[since_index:]

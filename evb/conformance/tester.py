@@ -33,7 +33,7 @@ from evb.conformance.model import Case, Fail, Skip
 from evb.ecp.wire import Ecpdu, EcpOp
 from evb.errors import DecodeError
 from evb.ethernet import ETH_P_ECP, ETH_P_LLDP, NEAREST_CUSTOMER_BRIDGE, VlanTag, encode_ethernet_header
-from evb.frame import Frame, build_frame, decode_frame
+from evb.frame import Frame, build_frame, decode_frame, frame_kind
 from evb.lldp.negotiate import EvbConfig, Operating, Role, local_tlv
 from evb.lldp.wire import ChassisId, ChassisIdSubtype, EvbTlv, Lldpdu, PortId, PortIdSubtype
 from evb.vdp.wire import (
@@ -312,7 +312,7 @@ class Tester:
     def send_frame(self, data: bytes) -> None:
         now = self.now()
         self.log.append(Seen(now, "out", data))
-        if _is_ecp_request(data):
+        if ecp_request_body(data) is not None:
             self._last_new_tx = now
         self.link.send(data)
 
@@ -543,7 +543,7 @@ class Tester:
     def last_in(self, ethertype: int | None = None) -> bytes | None:
         """The last frame from the DUT (of ``ethertype``), for a failure report."""
         for seen in reversed(self.log):
-            if seen.way == "in" and (ethertype is None or int.from_bytes(seen.data[12:14], "big") == ethertype):
+            if seen.way == "in" and (ethertype is None or frame_kind(seen.data) == ethertype):
                 return seen.data
         return None
 
@@ -711,21 +711,13 @@ class Tester:
         got = await self.expect_vdp(answered, within=within, what=f"answer to the {mode.label} of the VSI")
         return self.tlv_of(got, vsi), got
 
-    async def request_no_answer(self, pdu: VdpPdu | bytes, vsi: VsiSpec, *, within: float | None = None) -> None:
-        """Send ``pdu``; ``Fail`` if the bridge answers ``vsi`` within respWaitDelay (or ``within``)."""
-        start = len(self.vdp_in)
-        await self.send_ulpdu(pdu)
-        within = self.op.resp_wait_delay if within is None else within
 
-        def answered(item: VdpIn) -> bool:
-            return item.index >= start and any(vsi.matches(t, item.manager_id) for t in item.vsis)
-
-        await self.no_vdp(answered, within=within, what="answer")
-
-
-def _is_ecp_request(data: bytes) -> bool:
-    """An (untagged or tagged) ECPDU with op 0 (the op is bits 3-2 of the header's first octet)."""
+def ecp_request_body(data: bytes) -> bytes | None:
+    """The ECPDU (header on) of an untagged or tagged ECP request frame (op 0: bits 3-2 of the
+    header's first octet), or None; it need not decode (a malformed echo counts as an answer)."""
     n = 12
     while data[n : n + 2] in (b"\x81\x00", b"\x88\xa8"):
         n += 4
-    return data[n : n + 2] == b"\x89\x40" and len(data) > n + 3 and data[n + 2] & 0x0C == 0
+    if data[n : n + 2] == b"\x89\x40" and len(data) > n + 3 and data[n + 2] & 0x0C == 0:
+        return data[n + 2 :]
+    return None
