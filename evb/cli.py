@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evb.cli_conformance import add_parser as _conformance_parser
 
     _conformance_parser(sub)
+    from evb.cli_ctl import add_parser as _ctl_parser
+
+    _ctl_parser(sub)
     _SUBPARSERS.clear()
     _SUBPARSERS.update(sub.choices)
     return parser

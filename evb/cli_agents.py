@@ -62,6 +62,31 @@ def _socket_args(p: argparse.ArgumentParser, *, bridge_ok: bool = True) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _mqtt_args(p: argparse.ArgumentParser, name_key: str) -> None:
+    g = p.add_argument_group("MQTT control plane (docs/mqtt.md; or [mqtt] in the config)")
+    g.add_argument(
+        "--mqtt",
+        metavar="URL",
+        dest="mqtt_broker",
+        help="also serve the broker at mqtt://[user[:password]@]host[:port] or mqtts://... (TLS)",
+    )
+    what = "host name in topics (default: this host's name)" if name_key == "host" else "bridge's name in topics"
+    g.add_argument(f"--mqtt-{name_key}", metavar="NAME", dest="mqtt_name", help=f"the {what}")
+    g.add_argument("--mqtt-username", metavar="USER", help="broker user (overrides the URL's)")
+    g.add_argument("--mqtt-password-file", metavar="FILE", help="a file whose first line is the broker password")
+    g.add_argument("--mqtt-ca-file", metavar="FILE", help="mqtts: the CA certificate of the broker")
+
+
+def _mqtt_given(args: argparse.Namespace, name_key: str) -> dict[str, Any]:
+    return {
+        "broker": args.mqtt_broker,
+        name_key: args.mqtt_name,
+        "username": args.mqtt_username,
+        "password_file": args.mqtt_password_file,
+        "ca_file": args.mqtt_ca_file,
+    }
+
+
 def add_parsers(sub: Any) -> None:
     # ---------------------------------------------------------------- station
     st = sub.add_parser(
@@ -90,6 +115,7 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("--config", metavar="FILE", help="station.toml (see README)")
     run.add_argument("--socket", metavar="PATH", help="control socket (default /run/evb/station-IF.sock)")
     run.add_argument("--state", metavar="PATH", help="desired-state file (default next to the config)")
+    _mqtt_args(run, "host")
     _fault_arg(run)
     _log_args(run)
     run.set_defaults(func=cmd_station_run)
@@ -116,7 +142,12 @@ def add_parsers(sub: Any) -> None:
     )
     brun.add_argument("--port", action="append", metavar="IF", help="a station-facing port (repeatable)")
     brun.add_argument("--config", metavar="FILE", help="bridge.toml (see README)")
-    brun.add_argument("--policy", metavar="FILE", help="VSI type database (policy.toml); default: accept all")
+    brun.add_argument(
+        "--policy",
+        metavar="FILE|URL",
+        help="VSI type database: a policy.toml, or mqtt://broker[:port] to follow the retained "
+        "evb/v1/vtdb/# entries live (docs/mqtt.md); default: accept all",
+    )
     brun.add_argument("--socket", metavar="PATH", help=f"control socket (default {DEFAULT_BRIDGE_SOCKET})")
     brun.add_argument(
         "--dataplane",
@@ -135,6 +166,7 @@ def add_parsers(sub: Any) -> None:
         "frame; ports then count passed, dropped, control)",
     )
     brun.add_argument("--default-vid", metavar="VID", type=int, help="the VID untagged frames count as (default 1)")
+    _mqtt_args(brun, "name")
     _fault_arg(brun)
     _log_args(brun)
     brun.set_defaults(func=cmd_bridge_run)
@@ -143,7 +175,9 @@ def add_parsers(sub: Any) -> None:
         formatter_class=_F,
         help="read the policy file again (as SIGHUP does)",
         description="Read the bridge's policy file again. A bad file is refused (exit 2) and the old policy "
-        "stays; otherwise VSIs the new policy forbids are de-associated and their number printed.",
+        "stays; otherwise VSIs the new policy forbids are de-associated and their number printed. A bridge "
+        "that follows an MQTT VSI type database (--policy mqtt://...) applies every change as it arrives; "
+        "reload re-applies the current view.",
         epilog=_EXIT,
     )
     brl.add_argument("--socket", metavar="PATH", default=DEFAULT_BRIDGE_SOCKET, help="the bridge's control socket")
@@ -305,7 +339,9 @@ def cmd_station_run(args: argparse.Namespace) -> int:
     from evb.station_agent.daemon import main_run
 
     try:
-        settings = load_station(args.config, iface=args.iface, socket=args.socket, state=args.state)
+        settings = load_station(
+            args.config, iface=args.iface, socket=args.socket, state=args.state, mqtt=_mqtt_given(args, "host")
+        )
         settings = dataclasses.replace(settings, faults=frozenset(args.fault))
     except ConfigError as exc:
         print(f"evb station run: {exc}", file=sys.stderr)
@@ -320,7 +356,9 @@ def cmd_station_run(args: argparse.Namespace) -> int:
 
 def cmd_bridge_run(args: argparse.Namespace) -> int:
     from evb.logconfig import configure
-    from evb.vepa_bridge.daemon import main_run, make_dataplane
+    from evb.settings import BridgeSettings
+    from evb.vepa_bridge.daemon import main_run, make_dataplane, mqtt_options
+    from evb.vepa_bridge.policy import is_mqtt_url
 
     try:
         dataplane_args = {
@@ -330,14 +368,31 @@ def cmd_bridge_run(args: argparse.Namespace) -> int:
             "default_vid": args.default_vid,
             "forward_counters": args.forward_counters,
         }
-        settings = load_bridge(
-            args.config, ports=args.port, socket=args.socket, policy=args.policy, dataplane=dataplane_args
-        )
+        given = _mqtt_given(args, "name")
+
+        def load(mqtt: dict[str, Any]) -> BridgeSettings:
+            return load_bridge(
+                args.config,
+                ports=args.port,
+                socket=args.socket,
+                policy=args.policy,
+                dataplane=dataplane_args,
+                mqtt=mqtt,
+            )
+
+        try:
+            settings = load(given)
+        except ConfigError as exc:
+            # --policy mqtt://... names the broker when neither --mqtt nor [mqtt] broker does
+            if not (exc.key == "mqtt.broker" and "no broker" in exc.message and is_mqtt_url(args.policy)):
+                raise
+            settings = load(given | {"broker": args.policy})
         settings = dataclasses.replace(settings, faults=frozenset(args.fault))
+        settings = dataclasses.replace(settings, mqtt=mqtt_options(settings))  # one broker, or refused
     except ConfigError as exc:
         print(f"evb bridge run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if settings.policy:
+    if settings.policy and not is_mqtt_url(settings.policy):  # an MQTT policy arrives once running
         from evb.vepa_bridge.policy import load_policy
 
         try:
@@ -508,6 +563,26 @@ def _print_status(st: dict[str, Any]) -> None:
     print("  VSIs: " + (", ".join(f"{k} {v}" for k, v in sorted(by.items())) or "none"))
 
 
+def _print_mqtt(m: dict[str, Any] | None) -> None:
+    if not m:
+        return
+    state = "connected" if m.get("connected") else f"not connected ({m.get('last_error') or 'connecting'})"
+    print(
+        f"MQTT: {m.get('broker')} as {m.get('client_id')}: {state}; connects {m.get('connects', 0)}, "
+        f"received {m.get('received', 0)}, published {m.get('published', 0)}, queued {m.get('queued', 0)}"
+    )
+    if "commands" in m:
+        print(
+            f"  commands {m['commands']} (duplicates {m['duplicates']}, malformed {m['malformed']}, "
+            f"conflicts {m['conflicts']}, foreign topic {m['foreign_topic']})"
+        )
+    v = m.get("vtdb")
+    if isinstance(v, dict):
+        loaded = "loaded" if v.get("loaded") else "not loaded yet"
+        n, bad = v.get("entries", 0), v.get("invalid", 0)
+        print(f"  VSI type database from the broker: {loaded}, {n} entries, {bad} invalid")
+
+
 def _vsi_counter_text(c: dict[str, int] | None) -> str:
     if not c:
         return "-"
@@ -547,8 +622,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 _print_status(p)
             if st.get("dataplane"):
                 _print_dataplane(st["dataplane"], st.get("vsis", []))
+            _print_mqtt(st.get("mqtt"))
         else:
             _print_status(st)
+            _print_mqtt(st.get("mqtt"))
         return EXIT_OK
 
     return _run_client(go, args)

@@ -16,6 +16,12 @@ Checks (counters from ``evb bridge status`` under ``dataplane``): same-host traf
 cross-host forwarded; a spoofed source MAC and the unassociated vm5 dropped with nothing
 arriving; after ``evb vsi deassoc`` of vm2 its traffic dropped. Everything is removed at the end,
 also on Ctrl-C or failure, unless ``--keep``.
+
+With ``--mqtt`` the lab also runs a mosquitto broker in the root namespace, reachable from the
+bridge and hypervisor namespaces over a management network (a Linux bridge with 10.79.x.1 and
+a veth into each); the agents run with ``--mqtt`` (hosts ``h1``/``h2``, bridge ``br``), and the
+demo drives the VSIs only through ``evb ctl`` (``assoc``/``deassoc`` over the broker), and
+checks that the retained states (``evb ctl watch --once``) read associated.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from evb.control_client import ConnectError, call
+from evb.mqtt.broker import Broker
+from evb.mqtt.mgmtnet import MgmtNet
 
 T = TypeVar("T")
 PORT = 4789 + 1000  #: the demo's UDP port
@@ -156,6 +164,9 @@ class Lab:
     socks: dict[str, socket.socket] = field(default_factory=dict)  #: UDP socket per VM
     received_store: dict[str, list[bytes]] = field(default_factory=dict)  #: datagrams read so far, per VM
     timings: dict[str, float] = field(default_factory=dict)
+    mqtt: bool = False  #: agents take commands from a broker; VSIs are driven with ``evb ctl``
+    broker: Broker | None = None
+    mgmt: MgmtNet | None = None
 
     def ns(self, name: str) -> str:
         return f"{self.prefix}-{name}"
@@ -219,6 +230,26 @@ class Lab:
                 sock.bind(("", PORT))  # not vm.ip: the learning broadcasts too
             sock.setblocking(False)
             self.socks[vm.name] = sock
+        if self.mqtt:
+            self.mgmt = MgmtNet(f"{self.prefix}m", f"10.79.{os.getpid() % 200}.1/24")
+            for name in ("br", "h1", "h2"):
+                self.mgmt.add(self.ns(name))
+            self.broker = Broker(self.workdir, listen_addresses=(self.mgmt.address,)).start()
+
+    def agent_mqtt(self, name_option: str, name: str) -> list[str]:
+        """The ``--mqtt`` options of an agent in a lab namespace (none without ``--mqtt``)."""
+        if self.broker is None or self.mgmt is None:
+            return []
+        return ["--mqtt", self.broker.url_for(host=self.mgmt.address), name_option, name]
+
+    def ctl(self, *args: str) -> Any:
+        """``evb ctl ARGS --broker URL --json`` (the CLI, as a user would type it): its JSON."""
+        assert self.broker is not None
+        cmd = [sys.executable, "-m", "evb.cli", "ctl", *args, "--broker", self.broker.url, "--json"]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        if res.returncode not in (0, 1) or not res.stdout.strip():
+            raise DemoError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
+        return json.loads(res.stdout)
 
     def spawn(self, name: str, ns: str, cmd: list[str]) -> None:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (the child keeps it)
@@ -242,6 +273,7 @@ class Lab:
         py = [sys.executable, "-m", "evb.cli"]
         cmd = [*py, "bridge", "run", "--socket", self.br_socket, "--port", "b1", "--port", "b2"]
         cmd += ["--dataplane", "kernel", "--bridge-name", BRIDGE, "--nft-table", TABLE, "--log-level", "info"]
+        cmd += self.agent_mqtt("--mqtt-name", "br")
         self.spawn("bridge", self.ns("br"), cmd)
         _wait("the bridge's control socket", lambda: self._answering("bridge", self.br_socket), 20)
         if capture:
@@ -252,6 +284,7 @@ class Lab:
         for host in (1, 2):
             state = str(self.workdir / f"station{host}.state.json")
             cmd = [*py, "station", "run", "--iface", "uplink", "--socket", self.st_socket(host), "--state", state]
+            cmd += self.agent_mqtt("--mqtt-host", f"h{host}")
             self.spawn(f"station{host}", self.ns(f"h{host}"), [*cmd, "--log-level", "info"])
         for host in (1, 2):
             _wait(f"station{host}'s socket", lambda h=host: self._answering(f"station{h}", self.st_socket(h)), 20)  # type: ignore[misc]
@@ -263,7 +296,16 @@ class Lab:
         _wait("EVB with reflective relay on both bridge ports", hairpins, 30, 0.1)
 
     def vsi(self, vm: Vm, mode: str) -> dict[str, Any]:
-        """``evb vsi MODE`` for the VM (the CLI, as a user would type it)."""
+        """``evb vsi MODE`` for the VM (the CLI, as a user would type it); with ``--mqtt``,
+        ``evb ctl MODE`` through the broker."""
+        vsi_opts = ["--uuid", vm.uuid, "--type-id", str(TYPE_ID), "--type-version", str(TYPE_VERSION)]
+        vsi_opts += ["--manager-id", MANAGER, "--filter", f"1-{vm.mac}"]
+        if self.mqtt:
+            doc = self.ctl(mode, "--host", f"h{vm.host}", "--iface", "uplink", *vsi_opts)
+            if not doc.get("ok", True):
+                raise DemoError(f"evb ctl {mode} {vm.name}: {doc.get('error')}")
+            answer: dict[str, Any] = doc.get("result", doc)
+            return answer
         cmd = [sys.executable, "-m", "evb.cli", "vsi", mode, "--socket", self.st_socket(vm.host), "--uuid", vm.uuid]
         cmd += ["--type-id", str(TYPE_ID), "--type-version", str(TYPE_VERSION), "--manager-id", MANAGER]
         cmd += ["--filter", f"1-{vm.mac}", "--wait", "--json"]
@@ -305,6 +347,15 @@ class Lab:
     # ------------------------------------------------------------------ teardown
 
     def close(self) -> None:
+        self._close_agents()
+        if self.mgmt is not None:
+            self.mgmt.close()
+            self.mgmt = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    def _close_agents(self) -> None:
         for sock in self.socks.values():
             sock.close()
         for name in ("station1", "station2", "tshark", "bridge"):  # stations first: they leave with TTL 0
@@ -396,6 +447,30 @@ def run_checks(lab: Lab) -> list[Check]:
     return checks
 
 
+def mqtt_check(lab: Lab) -> Check:
+    """The stations' retained VSI states, read back from the broker, say "associated"."""
+    want = {vm.uuid for vm in VMS if vm.associate}
+
+    def states() -> dict[str, str]:
+        rows = lab.ctl("watch", "--once", "--wait", "1.0")
+        rows = rows.get("vsis", rows) if isinstance(rows, dict) else rows
+        return {str(r.get("uuid") or r.get("vsi", {}).get("uuid")): str(r.get("state")) for r in rows}
+
+    got: dict[str, str] = {}
+
+    def all_associated() -> bool | None:
+        got.clear()
+        got.update(states())
+        return True if all(got.get(u) == "assoc" for u in want) else None
+
+    with contextlib.suppress(DemoError):
+        _wait("the retained VSI states", all_associated, 10, 0.5)
+    n = sum(1 for u in want if got.get(u) == "assoc")
+    return Check(
+        "retained MQTT state", n == len(want), f"{n}/{len(want)} VSIs read 'assoc' on the broker (evb ctl watch --once)"
+    )
+
+
 def ladder(lab: Lab) -> str | None:
     """The text ladder of station 1's VDP exchanges (tshark capture on its uplink), None without tshark."""
     proc = lab.procs.get("tshark")
@@ -426,12 +501,14 @@ def _prefix() -> str:
     raise DemoError("no free namespace prefix")
 
 
-def demo(*, keep: bool = False, capture: bool = True) -> tuple[dict[str, Any], Lab | None]:
+def demo(*, keep: bool = False, capture: bool = True, mqtt: bool = False) -> tuple[dict[str, Any], Lab | None]:
     t0 = time.monotonic()
-    lab = Lab(_prefix(), Path(tempfile.mkdtemp(prefix="evb-lab-demo-")))
+    lab = Lab(_prefix(), Path(tempfile.mkdtemp(prefix="evb-lab-demo-")), mqtt=mqtt)
     result: dict[str, Any] = {"prefix": lab.prefix, "workdir": str(lab.workdir), "timings": lab.timings}
     try:
         lab.build()
+        if lab.broker is not None:
+            result["mqtt"] = {"broker": lab.broker.url, "driven_by": "evb ctl"}
         lab.timings["build_s"] = round(time.monotonic() - t0, 3)
         t = time.monotonic()
         lab.start_agents(capture and shutil.which("tshark") is not None)
@@ -441,7 +518,8 @@ def demo(*, keep: bool = False, capture: bool = True) -> tuple[dict[str, Any], L
         lab.timings["assoc_s"] = round(time.monotonic() - t, 3)
         result["associated"] = assoc
         t = time.monotonic()
-        checks = run_checks(lab)
+        checks = [mqtt_check(lab)] if mqtt else []
+        checks += run_checks(lab)
         lab.timings["checks_s"] = round(time.monotonic() - t, 3)
         result["checks"] = [c.as_dict() for c in checks]
         result["dataplane"] = lab.dataplane()
@@ -471,6 +549,8 @@ def report_text(result: dict[str, Any]) -> str:
     for c in result["checks"]:
         lines.append(f"  {c['name']:<{width}}  {'yes' if c['passed'] else 'NO':<6}  {c['detail']}")
     lines.append("")
+    if result.get("mqtt"):
+        lines.append(f"VSIs driven with `evb ctl` over MQTT (broker {result['mqtt']['broker']})")
     lines.append("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in result["timings"].items()))
     if result.get("ladder"):
         lines += ["", "VDP exchanges of station 1 (capture on h1's uplink):", result["ladder"].rstrip()]
@@ -479,6 +559,17 @@ def report_text(result: dict[str, Any]) -> str:
 
 def keep_text(lab: Lab) -> str:
     ns = lab.namespaces
+    ctl = []
+    if lab.broker is not None:
+        b = f"--broker {lab.broker.url}"
+        vm = VMS[4]
+        ctl = [
+            f"drive it over MQTT (broker {lab.broker.url}, log {lab.broker.log_file}):",
+            f"  evb ctl watch {b}",
+            f"  evb ctl assoc {b} --host h{vm.host} --iface uplink --uuid {vm.uuid} --type-id {TYPE_ID} "
+            f"--type-version {TYPE_VERSION} --manager-id {MANAGER} --filter 1-{vm.mac}",
+            f"  evb ctl vtdb list {b}",
+        ]
     return "\n".join(
         [
             "",
@@ -487,9 +578,15 @@ def keep_text(lab: Lab) -> str:
             f"  ip netns exec {lab.ns('h1')} evb status --socket {lab.st_socket(1)}",
             f"  ip netns exec {lab.ns('vm1')} ip addr show eth0",
             f"  ip netns exec {lab.ns('br')} nft list table netdev {TABLE}",
+            *ctl,
             "tear down (the agents first, then the namespaces):",
             "  kill " + " ".join(str(p.pid) for p in lab.procs.values() if p.poll() is None),
             "  " + "; ".join(f"ip netns del {n}" for n in ns),
+            *(
+                [f"  ip link del {lab.mgmt.name}; kill {lab.broker.proc.pid}"]
+                if lab.mgmt and lab.broker and lab.broker.proc
+                else []
+            ),
         ]
     )
 
@@ -498,14 +595,15 @@ def cmd_lab_demo(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("evb lab demo: needs root (network namespaces, bridge, nftables)", file=sys.stderr)
         return 2
-    missing = [tool for tool in ("ip", "bridge", "nft") if shutil.which(tool) is None]
+    tools = ("ip", "bridge", "nft", *(("mosquitto",) if args.mqtt else ()))
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         print(f"evb lab demo: missing {', '.join(missing)}", file=sys.stderr)
         return 2
     old = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM tears down like Ctrl-C
     try:
-        result, lab = demo(keep=args.keep, capture=not args.no_capture)
+        result, lab = demo(keep=args.keep, capture=not args.no_capture, mqtt=args.mqtt)
     except DemoError as exc:
         print(f"evb lab demo: {exc}", file=sys.stderr)
         return 1
@@ -532,4 +630,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--keep", action="store_true", help="leave the lab up (prints how to explore and tear down)")
     p.add_argument("--no-capture", action="store_true", help="no tshark capture / ladder")
+    p.add_argument(
+        "--mqtt",
+        action="store_true",
+        help="also run a mosquitto broker; the agents take commands from it and the demo drives the VSIs "
+        "with `evb ctl` (needs mosquitto)",
+    )
     p.set_defaults(func=cmd_lab_demo)

@@ -32,6 +32,18 @@ and the forwarding::
     forward_counters = true # kernel: count forwarded/reflected per port (false: faster, "passed" only)
     default_vid = 1        # the VID an untagged frame counts as
     ring_frames = 16384    # emulated: frames per port ring (each way)
+
+Both take an MQTT control plane (``docs/mqtt.md``; ``--mqtt URL`` on the command line)::
+
+    [mqtt]
+    broker = "mqtts://broker.example:8883"  # mqtt://[user[:password]@]host[:port] or mqtts://
+    username = "hv1"                        # overrides the URL's
+    password_file = "/etc/evb/mqtt.pw"      # first line: the password
+    ca_file = "/etc/evb/mqtt-ca.crt"        # mqtts: the broker's CA (default: the system's)
+    client_id = "evb-station-hv1-eth0"      # persistent session id (default shown)
+    keepalive = 15                          # seconds
+    host = "hv1"                            # station: the host name in topics (default: hostname)
+    name = "tor1"                           # bridge: its name in topics (default: hostname)
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ from typing import Any
 
 from evb.errors import EvbError
 from evb.lldp.negotiate import EvbConfig, Role
+from evb.mqtt.options import BrokerUrlError, MqttOptions, parse_broker_url
 from evb.port import PortConfig
 
 
@@ -86,6 +99,7 @@ class StationSettings:
     evb: EvbSettings = field(default_factory=EvbSettings)
     vdp: VdpSettings = field(default_factory=VdpSettings)
     faults: frozenset[str] = frozenset()  #: ``--fault``: deliberate misbehaviour (conformance self-test)
+    mqtt: MqttOptions | None = None  #: ``[mqtt]`` / ``--mqtt``: take commands from a broker too
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +126,7 @@ class BridgeSettings:
     vdp: VdpSettings = field(default_factory=VdpSettings)
     dataplane: DataPlaneSettings = field(default_factory=DataPlaneSettings)
     faults: frozenset[str] = frozenset()  #: ``--fault``: deliberate misbehaviour (conformance self-test)
+    mqtt: MqttOptions | None = None  #: ``[mqtt]`` / ``--mqtt``: publish state, follow an MQTT VSI type database
 
 
 def default_station_socket(iface: str) -> str:
@@ -208,6 +223,40 @@ def _vdp(r: _Reader, bridge: bool) -> VdpSettings:
     )
 
 
+MQTT_KEYS = {"broker", "username", "password_file", "ca_file", "client_id", "keepalive"}
+
+
+def _mqtt(r: _Reader, given: dict[str, Any], name_key: str) -> MqttOptions | None:
+    """``[mqtt]`` (``name_key``: ``host`` for a station, ``name`` for a bridge) with the command
+    line's ``given`` values on top; ``None`` without a broker."""
+    t = r.table("mqtt", MQTT_KEYS | {name_key})
+    values: dict[str, Any] = {}
+    for key in (*sorted(MQTT_KEYS - {"keepalive"}), name_key):
+        value = given.get(key)
+        values[key] = value if value is not None else r.get(t, "mqtt", key, str, None)
+    broker = values.pop("broker")
+    if not broker:
+        if any(v for v in values.values()):
+            raise ConfigError(r.path, "mqtt.broker", "[mqtt] keys given but no broker (--mqtt URL)", None)
+        return None
+    try:
+        parse_broker_url(broker)
+    except BrokerUrlError as exc:
+        where = "--mqtt" if given.get("broker") else "mqtt.broker"
+        raise ConfigError(
+            None if given.get("broker") else r.path, where, str(exc), r.line_of("mqtt", "broker")
+        ) from None
+    name = values.pop(name_key)
+    if name is not None and (not name or set(name) & set("/+#\0")):
+        raise ConfigError(r.path, f"mqtt.{name_key}", f"{name!r} cannot be a topic level (no / + #)")
+    return MqttOptions(
+        broker=broker,
+        name=name,
+        keepalive=r.get(t, "mqtt", "keepalive", int, 15, 2, 3600),
+        **values,
+    )
+
+
 def _read(path: str | Path | None) -> _Reader:
     if path is None:
         return _Reader(None, "")
@@ -220,10 +269,17 @@ def _read(path: str | Path | None) -> _Reader:
 
 
 def load_station(
-    path: str | Path | None, *, iface: str | None = None, socket: str | None = None, state: str | None = None
+    path: str | Path | None,
+    *,
+    iface: str | None = None,
+    socket: str | None = None,
+    state: str | None = None,
+    mqtt: dict[str, Any] | None = None,
 ) -> StationSettings:
+    """station.toml (or defaults) with the command line's values on top (``mqtt``: ``[mqtt]``
+    keys given as options, ``None`` values not given)."""
     r = _read(path)
-    r.tables({"station", "evb", "vdp"})
+    r.tables({"station", "evb", "vdp", "mqtt"})
     t = r.table("station", {"iface", "socket", "state"})
     name = iface or r.get(t, "station", "iface", str, None)
     if not name:
@@ -239,6 +295,7 @@ def load_station(
         state=state or r.get(t, "station", "state", str, state_default),
         evb=_evb(r, "rrreq"),
         vdp=_vdp(r, bridge=False),
+        mqtt=_mqtt(r, mqtt or {}, "host"),
     )
 
 
@@ -249,11 +306,12 @@ def load_bridge(
     socket: str | None = None,
     policy: str | None = None,
     dataplane: dict[str, Any] | None = None,
+    mqtt: dict[str, Any] | None = None,
 ) -> BridgeSettings:
     """bridge.toml (or defaults), with the command line's values on top (``dataplane``: the
     ``[dataplane]`` keys given as options; ``None`` values are not given)."""
     r = _read(path)
-    r.tables({"bridge", "evb", "vdp", "dataplane"})
+    r.tables({"bridge", "evb", "vdp", "dataplane", "mqtt"})
     t = r.table("bridge", {"ports", "socket", "policy"})
     names = ports or r.get(t, "bridge", "ports", list, [])
     if not names or not all(isinstance(n, str) and n for n in names):
@@ -265,6 +323,7 @@ def load_bridge(
         evb=_evb(r, "rrcap"),
         vdp=_vdp(r, bridge=True),
         dataplane=_dataplane(r, {k: v for k, v in (dataplane or {}).items() if v is not None}),
+        mqtt=_mqtt(r, mqtt or {}, "name"),
     )
 
 

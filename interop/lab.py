@@ -54,6 +54,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from evb.cli_ctl import toml_value
 from evb.control_client import ConnectError, call
 from evb.errors import DecodeError
 from evb.frame import Frame, decode_frame
@@ -410,12 +411,15 @@ class Lab:
         name: str | None = None,
         policy: str | Path | None = None,
         extra: list[str] | None = None,
+        mqtt: dict[str, Any] | None = None,
     ) -> Agent:
-        """One of our agents on ``role``'s end; ``evb``/``vdp``: the [evb]/[vdp] tables of its TOML;
-        ``policy``: a bridge's policy file; ``extra``: more command-line arguments (``--fault``)."""
+        """One of our agents on ``role``'s end; ``evb``/``vdp``/``mqtt``: the [evb]/[vdp]/[mqtt]
+        tables of its TOML; ``policy``: a bridge's policy file (or ``mqtt://`` URL); ``extra``:
+        more command-line arguments (``--fault``)."""
         agent = Agent(
             self, self.side(role), evb or {}, vdp or {}, log_level=log_level, name=name or role, policy=policy
         )
+        agent.mqtt = dict(mqtt or {})
         agent.extra = list(extra or [])
         agent.start()
         return agent
@@ -732,24 +736,12 @@ def parse_vdptool_list(text: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- our agents
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise LabError(f"cannot write {value!r} as TOML")
-
-
 def toml_text(tables: dict[str, dict[str, Any]]) -> str:
     """A small TOML writer for the agents' flat tables."""
     out = []
     for name, table in tables.items():
         out.append(f"[{name}]")
-        out += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        out += [f"{k} = {toml_value(v)}" for k, v in table.items()]
         out.append("")
     return "\n".join(out)
 
@@ -789,6 +781,7 @@ class Agent:
         self.evb = dict(evb)
         self.vdp = dict(vdp)
         self.extra: list[str] = []  #: more command-line arguments
+        self.mqtt: dict[str, Any] = {}  #: the [mqtt] table (none if empty)
         self.proc: Process | None = None
 
     def _write_config(self) -> None:
@@ -800,6 +793,8 @@ class Agent:
             tables["evb"] = self.evb
         if self.vdp:
             tables["vdp"] = self.vdp
+        if self.mqtt:
+            tables["mqtt"] = self.mqtt
         self.config.write_text(toml_text(tables))
 
     def command_line(self) -> list[str]:

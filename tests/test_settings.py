@@ -209,7 +209,7 @@ def test_unknown_table_is_refused_not_ignored(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_station(path)
     assert (info.value.key, info.value.line) == ("vpd", 4)
-    assert info.value.message == "unknown table (known: evb, station, vdp)"
+    assert info.value.message == "unknown table (known: evb, mqtt, station, vdp)"
     bridge = write(tmp_path, '[bridge]\nports = ["a"]\n[station]\niface = "x"\n', "bridge.toml")
     with pytest.raises(ConfigError) as info:
         load_bridge(bridge)

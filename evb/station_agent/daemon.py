@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -31,6 +31,9 @@ from evb.station_agent.state import DesiredState
 from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey, VsiRejected
 from evb.vdp.station import StState, Vsi
 from evb.vdp.wire import VdpMode, status_meaning
+
+if TYPE_CHECKING:
+    from evb.mqtt.station import StationMqtt
 
 RETRY_FIRST = 1.0
 RETRY_MAX = 60.0
@@ -54,6 +57,7 @@ class StationAgent:
         self.status: dict[VsiKey, str] = {}  #: last outcome per VSI, for `vsi list`
         self._save: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
+        self.mqtt: StationMqtt | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -85,6 +89,12 @@ class StationAgent:
             self.log.info("station.restored", vsis=restored)
         self.server = ControlServer(s.socket, self._handlers(), self.log)
         await self.server.start()
+        if s.mqtt is not None:
+            from evb.mqtt.station import StationMqtt
+
+            self.mqtt = StationMqtt(self, s.mqtt, self.log)
+            self.driver.listeners.append(self.mqtt.on_event)  # after _on_event: sees the agent's view
+            self.mqtt.start()
 
     def _restore(self, vsi: Vsi, mode: VdpMode, hints: str) -> None:
         assert self.driver is not None and self.port is not None
@@ -106,6 +116,8 @@ class StationAgent:
         await self.stop()
 
     async def stop(self) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.close()
         if self.server is not None:
             await self.server.close()
         for handle in self._retry.values():
@@ -372,11 +384,15 @@ class StationAgent:
 
     async def api_status(self, args: dict[str, Any], notify: Notify) -> Any:
         assert self.port is not None and self.driver is not None
-        return port_status(self.port, self.settings.iface) | {
-            "vsis_by_state": self.port.vdp.state_counts(),
-            "wanted": len(self.state.vsis),
-            "vdp": dataclass_dict(self.port.vdp.counters),
-        }
+        return (
+            port_status(self.port, self.settings.iface)
+            | {
+                "vsis_by_state": self.port.vdp.state_counts(),
+                "wanted": len(self.state.vsis),
+                "vdp": dataclass_dict(self.port.vdp.counters),
+            }
+            | ({"mqtt": self.mqtt.status()} if self.mqtt is not None else {})
+        )
 
 
 def dataclass_dict(obj: Any) -> dict[str, Any]:

@@ -102,7 +102,7 @@ class DesiredState:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump(doc, f)
+                f.write(json.dumps(doc))  # json.dump writes piecemeal: 6x slower
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)

@@ -102,6 +102,7 @@ class StationVsi:
         "confirmed",
         "deadline",
         "entries",
+        "last_answer",
         "pending",
         "queued",
         "requested",
@@ -125,6 +126,7 @@ class StationVsi:
         self.queued = False
         self.resends = 0  #: times the current request was queued again after ECP gave up
         self.pending: tuple[VdpMode, Vsi] | None = None
+        self.last_answer: float | None = None  #: ``now`` of the bridge's last answer (keep-alives too)
 
     def request_tlv(self) -> VsiTlv:
         v = self.vsi
@@ -342,6 +344,7 @@ class VdpStation:
             self.counters.stale_answers += 1
             return
         self.counters.answers += 1
+        rec.last_answer = now
         if not filter_answer_ok(rec.entries, tlv.entries):
             self._end(rec, now, VsiDeassociated(key=v.key, reason="filter-mismatch"))
             return

@@ -4,6 +4,11 @@ One ``BridgePort`` per interface, each run by a ``PortDriver``; reflective relay
 advertised on every port (``[evb] rrcap``). VDP admission goes through a policy callback
 (accept-all by default); associations and releases are handed to a data plane through the
 ``DataPlane`` hooks, the seam where the kernel/emulated forwarding of the VEPA bridge plugs in.
+
+The policy is a VSI type database: a ``policy.toml`` file (read again by ``evb bridge reload`` or
+SIGHUP), or, with ``--policy mqtt://…``, the retained entries of an MQTT broker, followed live
+(``evb.mqtt.bridge``). With a broker (``[mqtt]``, ``--mqtt``, or that policy URL) the bridge also
+publishes its association events and each port's VSI states; without one it runs as before.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import random
 import signal
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -23,14 +28,24 @@ from evb.aio.rawsock import interface_mac
 from evb.control import MODE_NAMES, ControlError, ErrorCode, entry_json, key_text
 from evb.lldp.events import EvbLost, EvbNegotiated
 from evb.lldp.negotiate import Role
+from evb.mqtt.options import BrokerUrlError, MqttOptions, parse_broker_url
 from evb.port import BridgePort, Event, Port
-from evb.settings import BridgeSettings, port_config
+from evb.settings import BridgeSettings, ConfigError, port_config
 from evb.station_agent.daemon import dataclass_dict, port_status
 from evb.vdp.bridge import Policy, accept_all, accept_all_assigning
 from evb.vdp.events import VsiAssociated, VsiDeassociated, VsiKey
 from evb.vdp.wire import FilterEntry, VdpMode
 from evb.vepa_bridge.kernel import DataPlaneError, KernelDataPlane
-from evb.vepa_bridge.policy import PolicyError, VsiTypeDatabase, load_policy
+from evb.vepa_bridge.policy import (
+    PolicyError,
+    VsiTypeDatabase,
+    is_mqtt_url,
+    load_policy,
+    manager_unreachable,
+)
+
+if TYPE_CHECKING:
+    from evb.mqtt.bridge import BridgeMqtt
 
 
 class DataPlane(Protocol):
@@ -112,6 +127,7 @@ class BridgeAgent:
         self.log = (log or structlog.get_logger()).bind(role="bridge")
         self.drivers: dict[str, PortDriver] = {}
         self.server: ControlServer | None = None
+        self.mqtt: BridgeMqtt | None = None
         self._stop = asyncio.Event()
 
     def _port_policy(self, ifname: str) -> Policy:
@@ -120,9 +136,18 @@ class BridgeAgent:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings
-        if s.policy:
+        mqtt = mqtt_options(s)  # ConfigError: --policy mqtt://A with --mqtt B
+        source = shown_url(s.policy) if is_mqtt_url(s.policy) else None  # without its password
+        if source is not None:
+            # until the broker's VSI type database has arrived (evb.mqtt.bridge)
+            self.policy = manager_unreachable(f"VSI type database from {source} not received yet")
+        elif s.policy:
             self.database = load_policy(s.policy)  # PolicyError: the bridge does not start
             self.log.info("bridge.policy_loaded", file=s.policy, managers=len(self.database.managers))
+        if mqtt is not None:
+            from evb.mqtt.bridge import BridgeMqtt
+
+            self.mqtt = BridgeMqtt(self, mqtt, self.log, vtdb=source)
         dp = self.dataplane
         try:
             dp.start()  # kernel: removes a crashed run's bridge/table first
@@ -142,10 +167,14 @@ class BridgeAgent:
             port = BridgePort(config, now=loop.time(), policy=self._port_policy(ifname))
             driver = PortDriver(port, ifname, self.log.bind(ifname=ifname))
             driver.listeners.append(self._listener(ifname))
+            if self.mqtt is not None:  # after the data plane's: published once it is done
+                driver.listeners.append(self.mqtt.listener(ifname))
             self.drivers[ifname] = driver
             driver.start()
         self.server = ControlServer(s.socket, self._handlers(), self.log)
         await self.server.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
 
     async def run(self) -> None:
         await self.start()
@@ -162,6 +191,8 @@ class BridgeAgent:
             await self.server.close()
         for driver in self.drivers.values():
             driver.stop()
+        if self.mqtt is not None:  # clears the VSIs' retained states (a stopped bridge holds none)
+            await self.mqtt.close()
         self.dataplane.close()
         self.log.info("bridge.stopped")
 
@@ -202,11 +233,21 @@ class BridgeAgent:
     # ------------------------------------------------------------------ policy reload
 
     def reload(self) -> dict[str, Any]:
-        """Read the policy file again; raises ``PolicyError`` (old database kept) if it is bad."""
+        """Read the policy file again; raises ``PolicyError`` (old database kept) if it is bad. With an
+        MQTT policy: apply the broker's current entries again (it is followed live anyway)."""
         path = self.settings.policy
         if not path:
             raise ControlError(ErrorCode.NOT_ALLOWED, "the bridge runs without a policy file (accept all)")
-        database = load_policy(path)
+        if is_mqtt_url(path):
+            assert self.mqtt is not None
+            return self.mqtt.reapply()
+        return self.apply_database(load_policy(path), source=path)
+
+    def apply_database(
+        self, database: VsiTypeDatabase, *, source: str, event: str = "bridge.policy_reloaded", **extra: Any
+    ) -> dict[str, Any]:
+        """Use ``database`` on every port from now on: VSIs it forbids get an unsolicited
+        De-Associate (``VdpBridge.set_policy``); logged as ``event`` with the number released."""
         self.database = database
         released = 0
         for ifname, driver in self.drivers.items():
@@ -220,8 +261,8 @@ class BridgeAgent:
 
             driver.command(apply)
             released += port.vdp.counters.policy_releases - before
-        self.log.info("bridge.policy_reloaded", file=path, released=released)
-        return {"file": path, "released": released}
+        self.log.info(event, file=source, managers=len(database.managers), released=released, **extra)
+        return {"file": source, "released": released, **extra}
 
     def _reload_logged(self) -> None:
         try:
@@ -255,6 +296,8 @@ class BridgeAgent:
                 | {"vsis_by_mode": port.vdp.mode_counts(), "vdp": dataclass_dict(port.vdp.counters)}
             )
         result: dict[str, Any] = {"ports": ports}
+        if self.mqtt is not None:
+            result["mqtt"] = self.mqtt.status()
         try:
             result["dataplane"] = self.dataplane.status()
         except DataPlaneError as exc:
@@ -298,6 +341,39 @@ class BridgeAgent:
         if not rows:
             raise ControlError(ErrorCode.NOT_FOUND, f"no VSI matching {text!r}")
         return rows
+
+
+def mqtt_options(settings: BridgeSettings) -> MqttOptions | None:
+    """The broker of a bridge: ``settings.mqtt`` (``[mqtt]``, ``--mqtt``), else the URL of an MQTT
+    policy (``--policy mqtt://…``), else None. Both given: they must name the same broker (scheme,
+    host and port; user, password, client id and name come from ``[mqtt]``), else ``ConfigError``."""
+    policy = settings.policy
+    if not is_mqtt_url(policy):
+        return settings.mqtt
+    assert policy is not None
+    try:
+        wanted = parse_broker_url(policy)
+    except BrokerUrlError as exc:
+        raise ConfigError(None, "policy", str(exc)) from None
+    if settings.mqtt is None:
+        return MqttOptions(broker=policy)
+    have = parse_broker_url(settings.mqtt.broker)
+    if (have.host.lower(), have.port, have.tls) != (wanted.host.lower(), wanted.port, wanted.tls):
+        raise ConfigError(
+            None,
+            "policy",
+            f"the VSI type database's broker {wanted} is not the MQTT broker {have} ([mqtt] broker / --mqtt): "
+            "a bridge uses one broker",
+        )
+    return settings.mqtt
+
+
+def shown_url(url: str | None) -> str:
+    """A broker URL as logs and answers show it: without the password."""
+    try:
+        return str(parse_broker_url(url or ""))
+    except BrokerUrlError:
+        return "mqtt://?"
 
 
 def make_dataplane(settings: BridgeSettings) -> DataPlane | None:

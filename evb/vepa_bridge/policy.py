@@ -58,6 +58,14 @@ is refused without Keep (the answer is a De-Associate TLV, as lldpad's). The por
 checked only where a request adds a VSI or a reservation, so lowering them in a reload evicts
 nothing.
 
+The same checks read a document already parsed (``database_from_doc``: JSON, say; errors name
+the source and the key path) and one type of a VSI type database entry (``vsi_type_from_entry``:
+the MQTT ``evb/v1/vtdb/{manager_id}/{type_id}/{version}`` entries of ``evb.mqtt.vtdb``, whose
+payload is a ``[[manager.type]]`` table without ``id`` and ``version``); ``vtdb_entries`` turns a
+database into such entries (``evb ctl vtdb put policy.toml``). Port limits are not part of the
+entries. A bridge whose ``--policy`` is an ``mqtt://`` URL (``is_mqtt_url``) follows the entries
+the broker holds; until they have arrived it refuses requests with ``manager_unreachable``.
+
 Use: ``BridgePort(config, now=t, policy=load_policy(path).policy_for("eth1"))``; to reload,
 ``port.set_policy(load_policy(path).policy_for("eth1"), now)``: every established VSI the new
 database refuses (without Keep) gets an unsolicited De-Associate (``VdpBridge.set_policy``).
@@ -85,6 +93,8 @@ _MANAGER_KEYS: Final = frozenset({"id", "type"})
 _TYPE_KEYS: Final = frozenset(
     {"id", "version", "versions", "vlans", "assign_vid", "pcp", "max_entries", "macs", "groups"}
 )
+#: the keys of a VSI type database entry (MQTT ``evb/v1/vtdb/...``): a type's but its identity
+ENTRY_KEYS: Final = _TYPE_KEYS - {"id", "version", "versions"}
 
 
 class PolicyError(ConfigError):
@@ -187,6 +197,24 @@ class VsiTypeDatabase:
         return Decision.accept(tuple(granted) if assigned else None)
 
 
+def is_mqtt_url(policy: str | None) -> bool:
+    """Whether a ``--policy`` / ``[bridge] policy`` names a broker (the MQTT VSI type database,
+    ``evb.mqtt.vtdb``) rather than a file."""
+    return bool(policy) and str(policy).startswith(("mqtt://", "mqtts://"))
+
+
+def manager_unreachable(reason: str) -> Policy:
+    """Refuse every request with 3 "unable to contact VSI manager", not Hard (it may work later),
+    Keep for a VSI the port holds: the policy of a bridge whose VSI type database has not arrived."""
+
+    def policy(request: PolicyRequest) -> Decision:
+        return Decision.reject(
+            VdpStatusCode.UNABLE_TO_CONTACT_VSI_MANAGER, keep=request.current is not None, reason=reason
+        )
+
+    return policy
+
+
 def _invalid(code: int, reason: str) -> Decision:
     return Decision.reject(code, hard=True, reason=reason)
 
@@ -230,7 +258,66 @@ def load_policy(path: str | Path) -> VsiTypeDatabase:
 
 def parse_policy(text: str, *, path: str | Path | None = None) -> VsiTypeDatabase:
     """``load_policy`` on text already read (``path`` only names it in errors)."""
-    return _Loader(text, path).database()
+    return _Loader.from_text(text, path).database()
+
+
+def database_from_doc(doc: Mapping[str, Any], *, source: str) -> VsiTypeDatabase:
+    """The database of a policy document already parsed (JSON, a TOML table): the shape and the
+    checks of ``policy.toml``; a ``PolicyError`` names ``source`` and the key path
+    (``manager[0].type[1].vlans``), without a line."""
+    return _Loader(doc, source).database()
+
+
+def vsi_type_from_entry(entry: Mapping[str, Any], type_id: int, version: int, *, source: str) -> VsiType:
+    """One VSI type of version ``version`` from a VSI type database entry: a table with the keys
+    ``ENTRY_KEYS`` (those of a ``[[manager.type]]`` table but ``id`` and ``version(s)``, which the
+    MQTT topic carries). ``PolicyError`` names ``source`` and the key (``vlans``)."""
+    for key in entry:
+        if key not in ENTRY_KEYS:
+            known = ", ".join(sorted(ENTRY_KEYS))
+            hint = " (id and version are in the topic)" if key in ("id", "version", "versions") else ""
+            raise PolicyError(source, str(key), f"unknown key{hint} (known: {known})")
+    return _Loader({}, source).vsi_type({**entry, "id": type_id, "version": version}, ())
+
+
+def vtdb_entries(db: VsiTypeDatabase) -> dict[tuple[bytes, int, int], dict[str, Any]]:
+    """The VSI type database entries of ``db``, one per (Manager ID, Type ID, Version): JSON-ready
+    tables in ``policy.toml`` notation with only the ``ENTRY_KEYS`` (VID runs as ``"lo-hi"``, MAC
+    prefixes as ``"52:54:00:*"``; a key that allows anything is left out).
+    ``vsi_type_from_entry(entry, type_id, version, ...)`` gives the type back. The per-port
+    limits (``db.defaults``, ``db.ports``) are not part of any entry: they are not distributed."""
+    out: dict[tuple[bytes, int, int], dict[str, Any]] = {}
+    for mid, types in db.managers.items():
+        for (type_id, version), t in sorted(types.items()):
+            entry: dict[str, Any] = {}
+            if t.vlans is not None:
+                entry["vlans"] = _vlan_items(t.vlans)
+            if t.assign_vid is not None:
+                entry["assign_vid"] = t.assign_vid
+            if t.pcp is not None:
+                entry["pcp"] = sorted(t.pcp)
+            if t.max_entries:
+                entry["max_entries"] = t.max_entries
+            if t.macs is not None:
+                entry["macs"] = [m.hex(":") if len(m) == 6 else m.hex(":") + ":*" for m in t.macs]
+            if t.groups is not None:
+                entry["groups"] = sorted(t.groups)
+            out[(mid, type_id, version)] = entry
+    return out
+
+
+def _vlan_items(vids: frozenset[int]) -> list[int | str]:
+    """Sorted VIDs with runs written as ``"lo-hi"`` ranges (single VIDs as numbers)."""
+    items: list[int | str] = []
+    ordered = sorted(vids)
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        items.append(ordered[i] if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return items
 
 
 TablePath = tuple[str | int, ...]  #: ("manager", 0, "type", 1): the second type of the first manager
@@ -318,21 +405,30 @@ class _Lines:
 
 
 class _Loader:
-    def __init__(self, text: str, path: str | Path | None) -> None:
+    """The checks of a policy document; ``where`` finds the lines of a text (None: a document
+    that has no text, JSON from the broker, whose errors name the key path only)."""
+
+    def __init__(self, doc: Mapping[str, Any], path: str | Path | None, where: _Lines | None = None) -> None:
         self.path = path
+        self.doc = doc
+        self.where = where
+
+    @classmethod
+    def from_text(cls, text: str, path: str | Path | None) -> _Loader:
         try:
-            self.doc = tomllib.loads(text)
+            doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"line (\d+)", str(exc))
             raise PolicyError(path, "", f"not valid TOML ({exc})", int(m.group(1)) if m else None) from None
-        self.where = _Lines(text)
+        return cls(doc, path, _Lines(text))
 
     # ------------------------------------------------------------------ typed access
 
     def error(self, tpath: TablePath, key: str | None, message: str) -> PolicyError:
-        return PolicyError(self.path, _dotted(tpath, key or ""), message, self.where.of(tpath, key))
+        line = self.where.of(tpath, key) if self.where is not None else None
+        return PolicyError(self.path, _dotted(tpath, key or ""), message, line)
 
-    def table(self, value: Any, tpath: TablePath, known: frozenset[str]) -> dict[str, Any]:
+    def table(self, value: Any, tpath: TablePath, known: frozenset[str]) -> Mapping[str, Any]:
         if not isinstance(value, dict):
             raise self.error(tpath, None, f"must be a table, not {value!r}")
         for key in value:
@@ -345,7 +441,7 @@ class _Loader:
             raise self.error(tpath, None, f"must be an array of tables ([[{what}]])")
         return value
 
-    def integer(self, t: dict[str, Any], tpath: TablePath, key: str, lo: int, hi: int) -> int:
+    def integer(self, t: Mapping[str, Any], tpath: TablePath, key: str, lo: int, hi: int) -> int:
         value = t[key]
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.error(tpath, key, f"must be an integer, not {value!r}")
@@ -353,7 +449,7 @@ class _Loader:
             raise self.error(tpath, key, f"{value} is outside {lo}..{hi}")
         return value
 
-    def items(self, t: dict[str, Any], tpath: TablePath, key: str) -> list[Any]:
+    def items(self, t: Mapping[str, Any], tpath: TablePath, key: str) -> list[Any]:
         value = t[key]
         if not isinstance(value, list):
             raise self.error(tpath, key, f"must be an array, not {value!r}")
@@ -361,7 +457,7 @@ class _Loader:
             raise self.error(tpath, key, "is empty, so nothing would be allowed (leave it out to allow any)")
         return value
 
-    def int_set(self, t: dict[str, Any], tpath: TablePath, key: str, lo: int, hi: int) -> frozenset[int]:
+    def int_set(self, t: Mapping[str, Any], tpath: TablePath, key: str, lo: int, hi: int) -> frozenset[int]:
         out: set[int] = set()
         for i, v in enumerate(self.items(t, tpath, key)):
             if not isinstance(v, int) or isinstance(v, bool):
@@ -409,7 +505,7 @@ class _Loader:
             else base.max_reserved,
         )
 
-    def manager_id(self, m: dict[str, Any], tpath: TablePath) -> bytes:
+    def manager_id(self, m: Mapping[str, Any], tpath: TablePath) -> bytes:
         text = m["id"]
         if not isinstance(text, str):
             raise self.error(tpath, "id", f"must be a string, not {text!r}")
@@ -436,7 +532,7 @@ class _Loader:
                 out[key] = vtype
         return out
 
-    def vsi_type(self, t: dict[str, Any], tpath: TablePath) -> VsiType:
+    def vsi_type(self, t: Mapping[str, Any], tpath: TablePath) -> VsiType:
         if "id" not in t:
             raise self.error(tpath, None, "has no id (the VSI Type ID)")
         type_id = self.integer(t, tpath, "id", 0, 0xFFFFFF)
@@ -463,7 +559,7 @@ class _Loader:
             groups=self.int_set(t, tpath, "groups", 1, 0xFFFFFFFF) if "groups" in t else None,
         )
 
-    def vlans(self, t: dict[str, Any], tpath: TablePath) -> frozenset[int]:
+    def vlans(self, t: Mapping[str, Any], tpath: TablePath) -> frozenset[int]:
         """VIDs and ``"lo-hi"`` ranges, 1..4094, none overlapping another."""
         spans: list[tuple[int, int, int]] = []  # (lo, hi, element index)
         for i, v in enumerate(self.items(t, tpath, "vlans")):
@@ -483,7 +579,7 @@ class _Loader:
             spans.append((lo, hi, i))
         return frozenset(vid for lo, hi, _ in spans for vid in range(lo, hi + 1))
 
-    def macs(self, t: dict[str, Any], tpath: TablePath) -> tuple[bytes, ...]:
+    def macs(self, t: Mapping[str, Any], tpath: TablePath) -> tuple[bytes, ...]:
         out: list[bytes] = []
         for i, v in enumerate(self.items(t, tpath, "macs")):
             if not isinstance(v, str):

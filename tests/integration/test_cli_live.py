@@ -560,7 +560,7 @@ def test_filter_formats(clean: Pair, n: int, filters: list[str], printed: str) -
         ),
         ("station", "[evb]\nrka = 40\n", 2, "evb.rka", "40 is outside 0..31"),
         ("station", "[vdp]\nmin_gap_ms = 3\nmax_per_pdu = 'many'\n", 3, "vdp.max_per_pdu", "must be int, not 'many'"),
-        ("station", "[vpd]\nmax_per_pdu = 1\n", 1, "vpd", "unknown table (known: evb, station, vdp)"),
+        ("station", "[vpd]\nmax_per_pdu = 1\n", 1, "vpd", "unknown table (known: evb, mqtt, station, vdp)"),
         ("bridge", "[evb]\nrrreq = true\n", 2, "evb.rrreq", "unknown key (known: gid, retries, rka, rrcap, rte, rwd)"),
         ("bridge", "[vdp]\nmax_vsis = -1\n", 2, "vdp.max_vsis", "-1 is outside 0..10000000"),
     ],

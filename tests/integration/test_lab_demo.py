@@ -49,3 +49,33 @@ def test_lab_demo_all_checks_pass() -> None:
         assert "VDP ASSOC" in doc["ladder"] and "VDP DEASSOC" in doc["ladder"]
     assert not os.path.exists(doc["workdir"])
     assert {ns for ns in _namespaces() - before if ns.startswith(doc["prefix"])} == set()
+
+
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+@pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs mosquitto")
+def test_lab_demo_driven_over_mqtt() -> None:
+    """``--mqtt``: a broker, agents with --mqtt, the VSIs associated and de-associated with ``evb ctl``."""
+    before, links = _namespaces(), _links()
+    res = subprocess.run(
+        [sys.executable, "-m", "evb.cli", "lab", "demo", "--mqtt", "--no-capture", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert res.stdout, res.stderr
+    doc = json.loads(res.stdout)
+    assert [c["name"] for c in doc["checks"]] == ["retained MQTT state", *CHECKS]
+    assert [c for c in doc["checks"] if not c["passed"]] == []
+    assert doc["passed"] is True and res.returncode == 0
+    assert doc["mqtt"]["driven_by"] == "evb ctl" and doc["mqtt"]["broker"].startswith("mqtt://127.0.0.1:")
+    assert doc["associated"] == {"vm1": "assoc", "vm2": "assoc", "vm3": "assoc", "vm4": "assoc"}
+    assert doc["checks"][0]["detail"].startswith("4/4 VSIs read 'assoc'")
+    port = int(doc["mqtt"]["broker"].rsplit(":", 1)[1])
+    free = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    assert free.strip() == ""  # the broker is gone
+    assert {ns for ns in _namespaces() - before if ns.startswith(doc["prefix"])} == set()
+    assert _links() <= links  # the management bridge and its veths are gone
