@@ -75,6 +75,17 @@ VMS = (
     Vm("vm5", 1, "02:00:00:de:00:05", "10.77.0.5", "de000000-0000-4000-8000-000000000005", associate=False),
 )
 SPOOF_MAC = "02:00:00:de:66:66"
+#: ``--mqtt``: the VSI type database the demo puts on the broker for the bridge (``--policy mqtt://``)
+VTDB_POLICY = f"""\
+[[manager]]
+id = "{MANAGER}"
+
+[[manager.type]]
+id = {TYPE_ID}
+version = {TYPE_VERSION}
+vlans = [1]
+macs = ["02:00:00:de:*"]
+"""
 
 
 class DemoError(RuntimeError):
@@ -242,14 +253,22 @@ class Lab:
             return []
         return ["--mqtt", self.broker.url_for(host=self.mgmt.address), name_option, name]
 
-    def ctl(self, *args: str) -> Any:
-        """``evb ctl ARGS --broker URL --json`` (the CLI, as a user would type it): its JSON."""
+    def ctl(self, *args: str, json_out: bool = True) -> Any:
+        """``evb ctl ARGS --broker URL --json`` (the CLI, as a user would type it): its JSON
+        (its text without ``json_out``)."""
         assert self.broker is not None
-        cmd = [sys.executable, "-m", "evb.cli", "ctl", *args, "--broker", self.broker.url, "--json"]
+        cmd = [sys.executable, "-m", "evb.cli", "ctl", *args, "--broker", self.broker.url]
+        cmd += ["--json"] if json_out else []
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         if res.returncode not in (0, 1) or not res.stdout.strip():
             raise DemoError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
-        return json.loads(res.stdout)
+        return json.loads(res.stdout) if json_out else res.stdout
+
+    def put_vtdb(self) -> None:
+        """``evb ctl vtdb put`` of the demo's VSI type database (``--mqtt``: the bridge follows it)."""
+        policy = self.workdir / "vtdb.toml"
+        policy.write_text(VTDB_POLICY)
+        self.ctl("vtdb", "put", "--replace", str(policy), json_out=False)
 
     def spawn(self, name: str, ns: str, cmd: list[str]) -> None:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 (the child keeps it)
@@ -269,13 +288,22 @@ class Lab:
             return False
         return True
 
+    def _vtdb_loaded(self) -> bool:
+        vtdb = call(self.br_socket, "status", timeout=10).get("mqtt", {}).get("vtdb", {})
+        return bool(vtdb.get("loaded")) and vtdb.get("entries", 0) > 0
+
     def start_agents(self, capture: bool) -> None:
         py = [sys.executable, "-m", "evb.cli"]
         cmd = [*py, "bridge", "run", "--socket", self.br_socket, "--port", "b1", "--port", "b2"]
         cmd += ["--dataplane", "kernel", "--bridge-name", BRIDGE, "--nft-table", TABLE, "--log-level", "info"]
-        cmd += self.agent_mqtt("--mqtt-name", "br")
+        mqtt = self.agent_mqtt("--mqtt-name", "br")
+        if mqtt:  # the bridge follows the VSI type database the demo put on the broker
+            self.put_vtdb()
+            cmd += [*mqtt, "--policy", mqtt[1]]
         self.spawn("bridge", self.ns("br"), cmd)
         _wait("the bridge's control socket", lambda: self._answering("bridge", self.br_socket), 20)
+        if mqtt:
+            _wait("the bridge's VSI type database from the broker", self._vtdb_loaded, 20, 0.1)
         if capture:
             pcap = self.workdir / "station1.pcap"
             tcmd = ["tshark", "-q", "-i", "uplink", "-f", "ether proto 0x8940", "-F", "pcap", "-w", str(pcap)]
@@ -508,7 +536,7 @@ def demo(*, keep: bool = False, capture: bool = True, mqtt: bool = False) -> tup
     try:
         lab.build()
         if lab.broker is not None:
-            result["mqtt"] = {"broker": lab.broker.url, "driven_by": "evb ctl"}
+            result["mqtt"] = {"broker": lab.broker.url, "driven_by": "evb ctl", "policy": "evb ctl vtdb put"}
         lab.timings["build_s"] = round(time.monotonic() - t0, 3)
         t = time.monotonic()
         lab.start_agents(capture and shutil.which("tshark") is not None)
@@ -550,7 +578,10 @@ def report_text(result: dict[str, Any]) -> str:
         lines.append(f"  {c['name']:<{width}}  {'yes' if c['passed'] else 'NO':<6}  {c['detail']}")
     lines.append("")
     if result.get("mqtt"):
-        lines.append(f"VSIs driven with `evb ctl` over MQTT (broker {result['mqtt']['broker']})")
+        lines.append(
+            f"VSIs driven with `evb ctl` over MQTT (broker {result['mqtt']['broker']}); the bridge's "
+            "VSI type database put there with `evb ctl vtdb put`"
+        )
     lines.append("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in result["timings"].items()))
     if result.get("ladder"):
         lines += ["", "VDP exchanges of station 1 (capture on h1's uplink):", result["ladder"].rstrip()]
@@ -569,6 +600,8 @@ def keep_text(lab: Lab) -> str:
             f"  evb ctl assoc {b} --host h{vm.host} --iface uplink --uuid {vm.uuid} --type-id {TYPE_ID} "
             f"--type-version {TYPE_VERSION} --manager-id {MANAGER} --filter 1-{vm.mac}",
             f"  evb ctl vtdb list {b}",
+            f"  evb ctl vtdb put {b} --manager {MANAGER} --type-id {TYPE_ID} --version {TYPE_VERSION} "
+            f"""--json '{{"vlans": [1], "macs": ["{VMS[0].mac}"]}}'   # the bridge releases all VMs but vm1""",
         ]
     return "\n".join(
         [

@@ -71,6 +71,7 @@ def test_lab_demo_driven_over_mqtt() -> None:
     assert [c["name"] for c in doc["checks"]] == ["retained MQTT state", *CHECKS]
     assert [c for c in doc["checks"] if not c["passed"]] == []
     assert doc["passed"] is True and res.returncode == 0
+    assert doc["mqtt"]["policy"] == "evb ctl vtdb put"
     assert doc["mqtt"]["driven_by"] == "evb ctl" and doc["mqtt"]["broker"].startswith("mqtt://127.0.0.1:")
     assert doc["associated"] == {"vm1": "assoc", "vm2": "assoc", "vm3": "assoc", "vm4": "assoc"}
     assert doc["checks"][0]["detail"].startswith("4/4 VSIs read 'assoc'")
