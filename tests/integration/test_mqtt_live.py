@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -45,8 +46,9 @@ class Orchestrator:
     """An MQTT client that sees everything under evb/v1/ and publishes commands; it reconnects
     (persistent session) when the broker restarts."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, **client: Any) -> None:
         self.port = port
+        self.client_args = client  #: more aiomqtt.Client arguments (credentials, TLS)
         self.identifier = f"orch-{uuid.uuid4().hex[:8]}"
         self.client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
@@ -58,7 +60,7 @@ class Orchestrator:
         while True:
             try:
                 async with aiomqtt.Client(
-                    "127.0.0.1", self.port, identifier=self.identifier, clean_session=False
+                    "127.0.0.1", self.port, identifier=self.identifier, clean_session=False, **self.client_args
                 ) as client:
                     await client.subscribe("evb/v1/#", qos=1)
                     self.client = client
@@ -117,10 +119,13 @@ class Orchestrator:
 
 
 IFNAME = ""  # set by the fixture: the station end of the veth
+World = tuple[Lab, MgmtNet, Broker, Agent, Agent, "Orchestrator"]
 
 
-@pytest_asyncio.fixture
-async def world(tmp_path: Path) -> AsyncIterator[tuple[Lab, MgmtNet, Broker, Agent, Agent, Orchestrator]]:
+@contextlib.asynccontextmanager
+async def make_world(tmp_path: Path, *, secure: bool = False) -> AsyncIterator[World]:
+    """A station and a bridge in namespaces, a broker (with TLS, passwords and ACLs when
+    ``secure``), and an orchestrator that sees everything."""
     global IFNAME
     lab = Lab()
     lab.up()
@@ -129,13 +134,27 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Lab, MgmtNet, Broker, Age
     try:
         for side in (lab.station, lab.bridge):
             mgmt.add(side.ns)
-        broker = Broker(tmp_path, listen_addresses=(mgmt.address,)).start()
-        url = broker.url_for(host=mgmt.address)
+        users = {"orchestrator": "pw-o", HOST: "pw-h", f"bridge-{BRIDGE}": "pw-b"} if secure else None
+        broker = Broker(tmp_path, listen_addresses=(mgmt.address,), tls=secure, users=users).start()
+        common: dict[str, Any] = {"keepalive": KEEPALIVE}
+        orch_args: dict[str, Any] = {}
+        if secure:
+            assert broker.ca_file is not None
+            common |= {"broker": f"mqtts://{mgmt.address}:{broker.port}", "ca_file": str(broker.ca_file)}
+            for user in (HOST, f"bridge-{BRIDGE}"):
+                (tmp_path / f"{user}.pw").write_text(broker.users[user] + "\n")
+            station_auth = {"username": HOST, "password_file": str(tmp_path / f"{HOST}.pw")}
+            bridge_auth = {"username": f"bridge-{BRIDGE}", "password_file": str(tmp_path / f"bridge-{BRIDGE}.pw")}
+            tls = ssl.create_default_context(cafile=str(broker.ca_file))
+            orch_args = {"username": "orchestrator", "password": "pw-o", "tls_context": tls}
+        else:
+            common["broker"] = broker.url_for(host=mgmt.address)
+            station_auth = bridge_auth = {}
         IFNAME = lab.station.ifname
-        bridge = lab.start_bridge(mqtt={"broker": url, "name": BRIDGE, "keepalive": KEEPALIVE})
-        station = lab.start_station(mqtt={"broker": url, "host": HOST, "keepalive": KEEPALIVE})
+        bridge = lab.start_bridge(mqtt={**common, **bridge_auth, "name": BRIDGE})
+        station = lab.start_station(mqtt={**common, **station_auth, "host": HOST})
         lab.wait_evb(station, bridge)
-        orch = Orchestrator(broker.port)
+        orch = Orchestrator(broker.port, **orch_args)
         pump = asyncio.create_task(orch.pump())
         try:
             await orch.wait("the station online", lambda: orch.presence(orch.station("")[:-1]) == "online")
@@ -148,6 +167,12 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Lab, MgmtNet, Broker, Age
         mgmt.close()
         if broker is not None:
             broker.stop()
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with make_world(tmp_path) as w:
+        yield w
 
 
 def bridge_vsis(bridge: Agent) -> set[str]:
@@ -242,3 +267,14 @@ async def test_a_network_cut_is_survived(world: Any) -> None:
     assert bridge_vsis(bridge) == {vsi(4)["uuid"]}
     st = station.status()["mqtt"]
     assert st["connects"] >= 2 and st["commands"] == 1
+
+
+async def test_agents_over_tls_with_passwords_and_acls(tmp_path: Path) -> None:
+    """mqtts:// with the broker's CA, a password file, and the per-host ACL of interop/mosquitto."""
+    async with make_world(tmp_path, secure=True) as (_lab, _mgmt, _broker, station, bridge, orch):
+        await orch.command("s1", "assoc", 5)
+        assert (await orch.reply("s1"))["ok"]
+        await orch.wait("the retained state", lambda: (s := orch.state(5)) and s["state"] == "assoc")
+        assert bridge_vsis(bridge) == {vsi(5)["uuid"]}
+        st = station.status()["mqtt"]
+        assert st["broker"].startswith("mqtts://hv1@") and "pw-h" not in st["broker"]  # no password shown
