@@ -107,7 +107,10 @@ def add_parsers(sub: Any) -> None:
             with the bridge, and associates the VSIs asked for through the control socket
             (`evb vsi ...`). The VSIs wanted are kept in a state file, so a restart
             re-requests them, and a de-associate issued while the bridge is away is sent
-            when it is back. Needs root (raw sockets)."""
+            when it is back. With --mqtt it also takes the same commands from an MQTT
+            broker (evb/v1/station/HOST/IF/cmd, idempotent by request_id) and publishes
+            replies, retained VSI states and its presence there (docs/mqtt.md, `evb ctl`).
+            Needs root (raw sockets)."""
         ),
         epilog="example:\n  evb station run --iface eth0 --config /etc/evb/station.toml\n\n" + _EXIT,
     )
@@ -136,7 +139,10 @@ def add_parsers(sub: Any) -> None:
             """\
             Run the bridge side of LLDP/EVB/ECP/VDP on each --port until SIGTERM/SIGINT,
             offering reflective relay (unless [evb] rrcap = false) and admitting VSIs through
-            the policy (accept-all by default). Needs root (raw sockets)."""
+            the policy (accept-all by default; --policy FILE, or --policy mqtt://BROKER to
+            follow the VSI type database retained on a broker). With --mqtt it publishes
+            association events and retained per-port VSI states (docs/mqtt.md). Needs root
+            (raw sockets)."""
         ),
         epilog="example:\n  evb bridge run --port veth1 --port veth2\n\n" + _EXIT,
     )
