@@ -12,12 +12,15 @@ import json
 import pytest
 
 from evb.vdp.wire import FilterEntry, VdpMode
-from evb.vepa_bridge.kernel import DataPlaneError, KernelDataPlane
+from evb.vepa_bridge.kernel import DataPlaneError, KernelDataPlane, decode_raw, raw_element
 
 MAC1 = bytes.fromhex("020000000101")
 MAC2 = bytes.fromhex("020000000102")
 KEY1 = (b"m" * 16, 1, b"\x01" * 16)
 KEY2 = (b"m" * 16, 1, b"\x02" * 16)
+M1_10 = "0x200000001018100000a"  #: MAC1 . TPID 0x8100 . VID 10, a raw ``allowed`` element
+M2_10 = "0x200000001028100000a"
+M2_11 = "0x200000001028100000b"
 
 
 class Recorder:
@@ -44,11 +47,12 @@ class Recorder:
 
 
 def element_ops(script: str) -> list[tuple[str, str, str]]:
-    """``add|delete element netdev T SET { e1, e2 }`` lines → [(op, set, element), ...] in order."""
+    """``add|delete element netdev T SET { e1, e2 }`` lines → [(op, set, element), ...] in order
+    (a verdict map's ``: accept`` left off)."""
     out = []
     for line in script.splitlines():
         op, _element, _netdev, _table, name, rest = line.split(" ", 5)
-        out += [(op, name, e.strip()) for e in rest.strip("{} ").split(", ")]
+        out += [(op, name, e.removesuffix(" : accept").strip()) for e in rest.strip("{} ").split(", ")]
     return out
 
 
@@ -77,16 +81,21 @@ def test_start_cleans_up_first_then_builds_bridge_and_table() -> None:
     assert script.startswith("table netdev t9 {")
     for name in ("p0_forwarded", "p0_reflected", "p0_dropped", "p0_control", "p1_dropped"):
         assert f"counter {name} {{ }}" in script
-    for name in ("allowed_0", "held_allowed_0", "allowed_1"):  # per-element counters: the per-VSI counts
-        assert f"set {name} {{ typeof ether saddr . vlan id ; counter ; }}" in script
+    # per-element counters: the per-VSI counts; the MAC/VID admission set is a verdict map
+    for name in ("allowed_0", "allowed_1"):
+        assert f"map {name} {{ typeof @ll,48,80 : verdict ; counter ; }}" in script
+    assert "set held_allowed_0 { typeof @ll,48,80 ; counter ; }" in script
+    assert "set vids_1 { typeof @ll,96,32 ; counter ; }" in script
     assert "set untagged_vids { typeof iifname ; counter ; }" in script and "untagged_vids_0" not in script
     in0 = script[script.index("chain in_0") : script.index("chain in_1")]
     assert 'type filter hook ingress device "p1" priority 0;' in in0
-    # link-local first, then the accepts (marked with the port), then the refusals
-    assert "ether daddr & ff:ff:ff:ff:ff:f0 == 01:80:c2:00:00:00 counter name p0_control drop" in in0
-    assert "ether saddr . vlan id @allowed_0 meta mark set 0x45560000 accept" in in0
-    assert "ether type != 8021q iifname @untagged_vids meta mark set 0x45560000 accept" in in0
-    assert in0.index("p0_control") < in0.index("@allowed_0") < in0.index("@untagged_vids ")
+    # link-local first, then the port's mark, the accepts, then the refusals
+    assert "@ll,0,40 == 0x0180c20000 @ll,40,8 & 0xf0 == 0x0 counter name p0_control drop" in in0
+    assert "@ll,48,80 & 0xffffffffffffffff0fff vmap @allowed_0" in in0
+    assert "@ll,96,32 & 0xffff0fff @vids_0 accept" in in0
+    assert "ether type != 8021q iifname @untagged_vids accept" in in0
+    assert in0.index("p0_control") < in0.index("meta mark set 0x45560000\n") < in0.index("@allowed_0")
+    assert in0.index("@allowed_0") < in0.index("@untagged_vids ")
     assert in0.index("@untagged_vids ") < in0.index("@held_allowed_0") < in0.index("@held_untagged_vids")
     assert in0.index("@held_untagged_vids") < in0.index("counter name p0_dropped drop")
     out1 = script[script.index("chain out_1") :]
@@ -100,7 +109,7 @@ def test_without_forward_counters_no_marks_and_no_egress_chains() -> None:
     dp.start()
     (script,) = rec.scripts()
     assert "meta mark" not in script and "egress" not in script and "p0_forwarded" not in script
-    assert "ether saddr . vlan id @allowed_1 accept" in script
+    assert "@ll,48,80 & 0xffffffffffffffff0fff vmap @allowed_1" in script
     assert dp.status()["forward_counters"] is False
 
 
@@ -113,11 +122,11 @@ def test_per_vsi_and_passed_counters_come_from_the_set_elements() -> None:
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=1)))
     dp.associate("p2", KEY2, VdpMode.PREASSOC, (FilterEntry(vid=10, mac=MAC2),))
     rec.sets = [
-        {"name": "allowed_0", "elem": [counted({"concat": ["02:00:00:00:01:01", 10]}, 7)]},
-        {"name": "vids_0", "elem": [counted(1, 2)]},
+        {"name": "allowed_0", "map": "verdict", "elem": [[counted(M1_10, 7), {"accept": None}]]},
+        {"name": "vids_0", "elem": [counted(0x81000001, 2)]},  # nft -j may give a number
         {"name": "untagged_vids", "elem": [counted("p1", 3)]},
-        {"name": "held_allowed_1", "elem": [counted({"concat": ["02:00:00:00:01:02", 10]}, 4)]},
-        {"name": "allowed_1", "elem": []},
+        {"name": "held_allowed_1", "elem": [counted(M2_10, 4)]},
+        {"name": "allowed_1", "map": "verdict", "elem": []},
     ]
     rec.counters = [{"name": "p1_dropped", "packets": 9, "bytes": 0}]
     assert dp.vsi_counters_all() == {
@@ -135,11 +144,11 @@ def test_pre_associated_vsi_is_held_not_admitted() -> None:
     dp, rec = make()
     entry = FilterEntry(vid=10, mac=MAC1)
     dp.associate("p1", KEY1, VdpMode.PREASSOC, (entry,))
-    assert rec.scripts() == ["add element netdev evb held_allowed_0 { 02:00:00:00:01:01 . 10 }\n"]
-    dp.associate("p1", KEY1, VdpMode.ASSOC, (entry,))  # now associated: moved to the admission set
+    assert rec.scripts() == [f"add element netdev evb held_allowed_0 {{ {M1_10} }}\n"]
+    dp.associate("p1", KEY1, VdpMode.ASSOC, (entry,))  # now associated: moved to the admission map
     assert rec.scripts()[1] == (
-        "delete element netdev evb held_allowed_0 { 02:00:00:00:01:01 . 10 }\n"
-        "add element netdev evb allowed_0 { 02:00:00:00:01:01 . 10 }\n"
+        f"delete element netdev evb held_allowed_0 {{ {M1_10} }}\n"
+        f"add element netdev evb allowed_0 {{ {M1_10} : accept }}\n"
     )
 
 
@@ -148,11 +157,11 @@ def test_entries_are_reference_counted() -> None:
     entry = FilterEntry(vid=10, mac=MAC1)
     dp.associate("p1", KEY1, VdpMode.ASSOC, (entry,))
     dp.associate("p1", KEY2, VdpMode.ASSOC, (entry,))  # same MAC/VID in a second VSI: nothing new
-    assert rec.scripts() == ["add element netdev evb allowed_0 { 02:00:00:00:01:01 . 10 }\n"]
+    assert rec.scripts() == [f"add element netdev evb allowed_0 {{ {M1_10} : accept }}\n"]
     dp.deassociate("p1", KEY1)
     assert len(rec.scripts()) == 1  # still used by KEY2
     dp.deassociate("p1", KEY2)
-    assert rec.scripts()[1] == "delete element netdev evb allowed_0 { 02:00:00:00:01:01 . 10 }\n"
+    assert rec.scripts()[1] == f"delete element netdev evb allowed_0 {{ {M1_10} }}\n"
     dp.deassociate("p1", KEY2)  # unknown: no command
     assert len(rec.scripts()) == 2
 
@@ -162,8 +171,7 @@ def test_reassociate_changes_only_the_difference() -> None:
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=10, mac=MAC2)))
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=11, mac=MAC2)))
     assert rec.scripts()[1] == (
-        "delete element netdev evb allowed_0 { 02:00:00:00:01:02 . 10 }\n"
-        "add element netdev evb allowed_0 { 02:00:00:00:01:02 . 11 }\n"
+        f"delete element netdev evb allowed_0 {{ {M2_10} }}\nadd element netdev evb allowed_0 {{ {M2_11} : accept }}\n"
     )
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=11, mac=MAC2)))
     assert len(rec.scripts()) == 2  # the same again: nothing
@@ -174,7 +182,7 @@ def test_default_vid_admits_untagged_and_vid_0_means_default(default_vid: int) -
     dp, rec = make(default_vid=default_vid)
     dp.associate("p2", KEY1, VdpMode.ASSOC, (FilterEntry(vid=0, mac=MAC1),))
     assert rec.scripts() == [
-        f"add element netdev evb allowed_1 {{ 02:00:00:00:01:01 . {default_vid} }}\n"
+        f"add element netdev evb allowed_1 {{ {raw_element(MAC1, default_vid)} : accept }}\n"
         "add element netdev evb untagged_1 { 02:00:00:00:01:01 }\n"
     ]
 
@@ -183,7 +191,7 @@ def test_vid_only_entries_go_to_the_vid_sets() -> None:
     dp, rec = make()
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=30), FilterEntry(vid=1, group_id=9)))
     assert rec.scripts() == [  # one command per set, the elements listed
-        'add element netdev evb untagged_vids { "p1" }\nadd element netdev evb vids_0 { 1, 30 }\n'
+        'add element netdev evb untagged_vids { "p1" }\nadd element netdev evb vids_0 { 0x81000001, 0x8100001e }\n'
     ]
 
 
@@ -198,7 +206,7 @@ def test_batch_sends_one_transaction() -> None:
     (script,) = rec.scripts()
     ops = element_ops(script)
     assert [op for op, _, _ in ops] == ["add"] * 100 + ["delete"]
-    assert ops[-1] == ("delete", "allowed_0", "02:00:00:01:00:00 . 100")
+    assert ops[-1] == ("delete", "allowed_0", raw_element(bytes([2, 0, 0, 1, 0, 0]), 100))
     assert len({e for _, _, e in ops}) == 100
 
 
@@ -257,5 +265,11 @@ def test_a_big_batch_is_sent_as_lists_of_at_most_1000_elements() -> None:
             dp.associate("p1", key, VdpMode.ASSOC, (FilterEntry(vid=100, mac=mac),))
     (script,) = rec.scripts()
     lines = script.splitlines()
-    assert [line.count(" . 100") for line in lines] == [1000, 1000, 500]
+    assert [line.count(" : accept") for line in lines] == [1000, 1000, 500]
     assert len(set(element_ops(script))) == 2500
+
+
+def test_raw_elements_round_trip() -> None:
+    assert raw_element(MAC1, 10) == M1_10 and decode_raw(M1_10) == "02:00:00:00:01:01/10"
+    assert decode_raw(raw_element(bytes.fromhex("52ffffffffff"), 4094)) == "52:ff:ff:ff:ff:ff/4094"
+    assert raw_element(None, 30) == "0x8100001e" and decode_raw("0x8100001e") == "30"

@@ -36,6 +36,7 @@ import pytest
 
 from evb.control import ControlError
 from evb.control_client import ConnectError
+from evb.vepa_bridge.kernel import decode_raw
 from interop.lab import Agent, Process, Side, list_namespaces, run, toml_text, wait_for
 
 _MISSING = [tool for tool in ("ip", "bridge", "nft") if shutil.which(tool) is None]
@@ -205,17 +206,21 @@ def set_elements(ns: str) -> dict[str, set[str]]:
     if res.returncode != 0:
         return out
     for item in json.loads(res.stdout)["nftables"]:
-        s = item.get("set")
+        s = item.get("set") or item.get("map")  # allowed_i is a verdict map: [element, verdict] pairs
         if s:
             name, _, index = s["name"].rpartition("_")
             port = ("b1", "b2")[int(index)] if index.isdigit() else None
             if port is None:
                 name = s["name"]
-            vals = [e["elem"]["val"] if isinstance(e, dict) and "elem" in e else e for e in s.get("elem", [])]
+            elems = [e[0] if isinstance(e, list) else e for e in s.get("elem", [])]
+            vals = [e["elem"]["val"] if isinstance(e, dict) and "elem" in e else e for e in elems]
             texts = out.setdefault(name, set())
             for v in vals:
-                parts = [str(p) for p in (v["concat"] if isinstance(v, dict) else [v])]
-                texts.add("/".join(([port] if port else []) + parts))
+                if name.removeprefix("held_") in ("allowed", "vids"):  # raw keys: MAC . TPID . VID, TPID . VID
+                    text = decode_raw(hex(int(v, 16) if isinstance(v, str) else v))
+                else:
+                    text = str(v)
+                texts.add("/".join(([port] if port else []) + [text]))
     return out
 
 
@@ -353,6 +358,10 @@ def test_spoofed_frames_dropped_and_counted(topo: tuple[Topo, BridgeAgent, list[
         after = br.counters("b1")
         assert after["dropped"] - before["dropped"] == 1000
         assert after["forwarded"] - before["forwarded"] == 1
+        prio = marker()  # priority 5 on VID 20: the TCI's priority bits are no part of the admission key
+        tap1.send(A3, B2, prio, vid=(5 << 13) | 20)
+        wait_for("the priority-tagged frame", lambda: tap2.payloads(prio), timeout=5)
+        assert tap2.payloads(prio) == [(A3, B2, 20)]
     finally:
         tap1.close()
         tap2.close()
