@@ -11,6 +11,7 @@ asks again.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import random
 import signal
@@ -58,6 +59,9 @@ class StationAgent:
         self._save: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self.mqtt: StationMqtt | None = None
+        #: the state file is written (fsync) in this one thread, in order: an fsync on a busy
+        #: disk can take hundreds of milliseconds, which must not stall the protocol's timers
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="state")
 
     # ------------------------------------------------------------------ life cycle
 
@@ -127,6 +131,7 @@ class StationAgent:
         if self._save is not None:
             self._save.cancel()
             self._save_now()
+        self._writer.shutdown(wait=True)
         self.log.info("station.stopped")
 
     def request_stop(self) -> None:
@@ -165,7 +170,21 @@ class StationAgent:
 
     def _save_now(self) -> None:
         self._save = None
-        self.state.save()
+        done = self._writer.submit(self.state.write, self.state.snapshot())
+        done.add_done_callback(self._saved)
+
+    def _saved(self, done: concurrent.futures.Future[None]) -> None:
+        exc = done.exception()
+        if exc is not None:
+            self.log.error("station.state_not_saved", file=self.settings.state, error=str(exc))
+
+    async def _persist(self) -> None:
+        """Write the state file now (in the writer thread) and wait until it is on disk."""
+        text = self.state.snapshot()
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self.state.write, text)
+        except OSError as exc:
+            raise ControlError(ErrorCode.INTERNAL, f"cannot save {self.settings.state}: {exc}") from None
 
     def _retry_later(self, key: VsiKey) -> None:
         delay = min(RETRY_MAX, self._backoff.get(key, RETRY_FIRST / 2) * 2)
@@ -246,7 +265,8 @@ class StationAgent:
             fut = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(vsi.key, []).append(fut)
         self._command(vsi, mode, hints)
-        self.state.set(vsi, mode, hints)
+        self.state.set(vsi, mode, hints, save=False)
+        await self._persist()
         if fut is None:
             return {"vsi": key_text(vsi.key), "queued": MODE_NAMES[mode]}
         try:
@@ -327,7 +347,7 @@ class StationAgent:
                 old.cancel()
             if fut is not None:
                 futs.append(fut)
-        self.state.save()
+        await self._persist()
         ok = failed = 0
         if wait and futs:
             total = len(futs)

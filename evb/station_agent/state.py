@@ -91,6 +91,10 @@ class DesiredState:
             self.save()
 
     def save(self) -> None:
+        self.write(self.snapshot())
+
+    def snapshot(self) -> str:
+        """The file's text for the VSIs wanted now (``write`` puts it on disk, maybe in a thread)."""
         doc = {
             "version": VERSION,
             "vsis": [
@@ -98,11 +102,15 @@ class DesiredState:
                 for vsi, mode, hints in self.vsis.values()
             ],
         }
+        return json.dumps(doc)  # json.dump writes piecemeal: 6x slower
+
+    def write(self, text: str) -> None:
+        """Replace the file with ``text`` atomically and durably (temporary file, fsync, rename)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(doc))  # json.dump writes piecemeal: 6x slower
+                f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
