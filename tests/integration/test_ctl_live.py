@@ -23,7 +23,6 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from evb.cli import main
 from evb.cli_ctl import EXIT_NO_BROKER, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, entries_from_policy, policy_toml
 from evb.control import entry_json, vsi_json
 from evb.mqtt.broker import MISSING, Broker
@@ -153,11 +152,20 @@ def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Broker]:
 
 
 async def ctl(capsys: pytest.CaptureFixture[str], broker: Broker | str, *argv: str) -> tuple[int, str, str]:
-    """``evb ctl ARGV --broker URL`` in a worker thread: (exit status, stdout, stderr)."""
+    """``evb ctl ARGV --broker URL`` as a user runs it (a process): (exit status, stdout, stderr)."""
     url = broker if isinstance(broker, str) else broker.url
-    rc = await asyncio.to_thread(main, ["ctl", *argv, "--broker", url])
-    out, err = capsys.readouterr()
-    return rc, out, err
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "evb.cli", "ctl", *argv, "--broker", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+        raise AssertionError(f"evb ctl {' '.join(argv)} hung; stderr: {err.decode(errors='replace')}") from None
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 @contextlib.asynccontextmanager
