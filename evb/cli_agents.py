@@ -87,6 +87,19 @@ def _mqtt_given(args: argparse.Namespace, name_key: str) -> dict[str, Any]:
     }
 
 
+def add_vsi_options(p: Any) -> None:
+    """The options that describe one VSI (``evb vsi assoc``, ``evb ctl assoc``; ``vsi_args`` reads them)."""
+    p.add_argument("--uuid", help="the VSIID (in the notation of --format)")
+    p.add_argument("--type-id", type=int, help="VSI Type ID, 0..16777215")
+    p.add_argument("--type-version", type=int, help="VSI Type Version, 0..255")
+    p.add_argument("--manager-id", help="VSI Manager ID: a name (≤ 16 ASCII) or a UUID")
+    p.add_argument("--filter", action="append", default=[], metavar="VID[-MAC[-GROUP]]", help="repeatable")
+    p.add_argument(
+        "--format", choices=("uuid", "mac", "ipv4", "ipv6", "local"), default="uuid", help="VSIID format (default uuid)"
+    )
+    p.add_argument("--hints", choices=("none", "to", "from"), default="none", help="migration hints")
+
+
 def add_parsers(sub: Any) -> None:
     # ---------------------------------------------------------------- station
     st = sub.add_parser(
@@ -250,18 +263,7 @@ def add_parsers(sub: Any) -> None:
         )
         p.add_argument("--iface", metavar="IF", help="the station agent's interface")
         p.add_argument("--socket", metavar="PATH", help="a control socket path (instead of --iface)")
-        p.add_argument("--uuid", help="the VSIID (in the notation of --format)")
-        p.add_argument("--type-id", type=int, help="VSI Type ID, 0..16777215")
-        p.add_argument("--type-version", type=int, help="VSI Type Version, 0..255")
-        p.add_argument("--manager-id", help="VSI Manager ID: a name (≤ 16 ASCII) or a UUID")
-        p.add_argument("--filter", action="append", default=[], metavar="VID[-MAC[-GROUP]]", help="repeatable")
-        p.add_argument(
-            "--format",
-            choices=("uuid", "mac", "ipv4", "ipv6", "local"),
-            default="uuid",
-            help="VSIID format (default uuid)",
-        )
-        p.add_argument("--hints", choices=("none", "to", "from"), default="none", help="migration hints")
+        add_vsi_options(p)
         p.add_argument("--wait", action="store_true", help="wait for the bridge's answer")
         p.add_argument("--from-file", metavar="FILE", help="many VSIs from a TOML file (waits for all)")
         p.add_argument("--json", action="store_true", help="print JSON")
@@ -417,7 +419,7 @@ def cmd_bridge_run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- clients
 
 
-def _vsi_args(args: argparse.Namespace) -> dict[str, Any]:
+def vsi_args(args: argparse.Namespace) -> dict[str, Any]:
     missing = [
         o
         for o, v in (
@@ -443,7 +445,7 @@ def _vsi_args(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _load_vsis_file(path: str) -> list[dict[str, Any]]:
+def load_vsis_file(path: str) -> list[dict[str, Any]]:
     try:
         doc = tomllib.loads(Path(path).read_text())
     except OSError as exc:
@@ -477,7 +479,7 @@ def cmd_vsi_request(args: argparse.Namespace) -> int:
         if args.from_file:
             from evb.progress import Progress
 
-            vsis = _load_vsis_file(args.from_file)
+            vsis = load_vsis_file(args.from_file)
             bar = Progress(f"{args.mode} {len(vsis)} VSIs", total=len(vsis))
             result = _call(
                 args,
@@ -494,7 +496,7 @@ def cmd_vsi_request(args: argparse.Namespace) -> int:
                 for e in result.get("errors", []):
                     print(f"  {e['vsi']}: {e['error']}")
             return EXIT_OK if result["failed"] == 0 and not result.get("errors") else EXIT_PROBLEM
-        payload = _vsi_args(args) | {"mode": args.mode, "wait": args.wait}
+        payload = vsi_args(args) | {"mode": args.mode, "wait": args.wait}
         result = _call(args, "vsi.request", payload, timeout=None if args.wait else 30)
         if args.json:
             print(json.dumps({"ok": True, "result": result}))

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from evb.cli_agents import add_vsi_options, load_vsis_file, vsi_args
 from evb.control import ControlError, vsi_from_args, vsi_json
 from evb.errors import EvbError
 from evb.mqtt.options import BrokerUrlError, MqttOptions
@@ -108,22 +109,6 @@ def _broker_args(p: argparse.ArgumentParser) -> None:
 
 def _epilog(examples: str, *more: str) -> str:
     return "\n\n".join(("examples:\n" + textwrap.indent(textwrap.dedent(examples).strip("\n"), "  "), *more, _EXIT))
-
-
-#: the VSI options of ``evb vsi assoc`` (``evb.cli_agents._vsi_args`` reads them)
-_VSI_OPTIONS: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
-    ("--uuid", {"help": "the VSIID, in the notation of --format"}),
-    ("--type-id", {"type": int, "help": "VSI Type ID, 0..16777215"}),
-    ("--type-version", {"type": int, "help": "VSI Type Version, 0..255"}),
-    ("--manager-id", {"help": "VSI Manager ID: a name (≤ 16 ASCII) or a UUID"}),
-    ("--filter", {"action": "append", "default": [], "metavar": "VID[-MAC[-GROUP]]", "help": "repeatable"}),
-    (
-        "--format",
-        {"choices": ("uuid", "mac", "ipv4", "ipv6", "local"), "default": "uuid", "help": "VSIID format (uuid)"},
-    ),
-    ("--hints", {"choices": ("none", "to", "from"), "default": "none", "help": "migration hints (none)"}),
-    ("--from-file", {"metavar": "FILE", "help": "many VSIs from a TOML file of [[vsi]] tables"}),
-)
 
 
 def add_parser(sub: Any) -> None:
@@ -207,8 +192,8 @@ def _request_parser(cs: Any, mode: str, what: str) -> None:
     p.add_argument("--host", required=True, metavar="H", help="the station's host name in topics")
     p.add_argument("--iface", required=True, metavar="IF", help="the station agent's interface")
     vsi = p.add_argument_group("the VSI (as for `evb vsi assoc`)")
-    for flag, kwargs in _VSI_OPTIONS:
-        vsi.add_argument(flag, **kwargs)
+    add_vsi_options(vsi)
+    vsi.add_argument("--from-file", metavar="FILE", help="many VSIs from a TOML file of [[vsi]] tables")
     p.add_argument("--request-id", metavar="ID", help="the command's request_id (default: a random one)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="wait this long for the reply (default 30)")
     p.add_argument("--no-wait", action="store_true", help="exit once the broker has the command (PUBACK)")
@@ -405,26 +390,13 @@ def broker_options(args: argparse.Namespace) -> MqttOptions:
 
 
 def _client(options: MqttOptions) -> aiomqtt.Client:
-    import aiomqtt
+    """A client with a random id and a clean session: nothing of the ctl stays in the broker."""
+    from evb.mqtt.link import make_client
 
-    addr = options.address()
-    tls = None
-    if addr.tls:
-        try:
-            tls = ssl.create_default_context(cafile=options.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise CtlError(EXIT_USAGE, f"--ca-file {options.ca_file}: {exc}") from None
-    return aiomqtt.Client(
-        addr.host,
-        addr.port,
-        username=addr.username,
-        password=addr.password,
-        identifier=f"evb-ctl-{uuid.uuid4().hex[:16]}",
-        clean_session=True,
-        keepalive=options.keepalive,
-        tls_context=tls,
-        timeout=10.0,
-    )
+    try:
+        return make_client(options, f"evb-ctl-{uuid.uuid4().hex[:16]}", clean_session=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise CtlError(EXIT_USAGE, f"--ca-file {options.ca_file}: {exc}") from None
 
 
 @contextlib.asynccontextmanager
@@ -516,7 +488,6 @@ def _vsi_doc(args: dict[str, Any], where: str) -> dict[str, Any]:
 
 def requests_of(args: argparse.Namespace) -> list[Request]:
     """The commands ``evb ctl MODE`` publishes (bad options: ``CtlError`` exit 2)."""
-    from evb.cli_agents import _load_vsis_file, _vsi_args
 
     try:
         topics = StationTopics(args.host, args.iface)
@@ -526,7 +497,7 @@ def requests_of(args: argparse.Namespace) -> list[Request]:
         raise CtlError(EXIT_USAGE, "--timeout must be more than 0 seconds")
     base = args.request_id or uuid.uuid4().hex
     if args.from_file:
-        items = _load_vsis_file(args.from_file)  # ConfigError: exit 2, with file and entry
+        items = load_vsis_file(args.from_file)  # ConfigError: exit 2, with file and entry
         out = [
             Request(
                 topics,
@@ -538,7 +509,7 @@ def requests_of(args: argparse.Namespace) -> list[Request]:
             for i, item in enumerate(items, 1)
         ]
     else:
-        given = _vsi_args(args)
+        given = vsi_args(args)
         hints = given.pop("hints")
         out = [Request(topics, base, args.mode, _vsi_doc(given, ""), hints)]
     try:

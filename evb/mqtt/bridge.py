@@ -92,7 +92,7 @@ class BridgeMqtt:
             on_connect=self.on_connect,
             log=log.bind(mqtt=self.topics.base),
             own_retained=f"{self.topics.base}/port/+/vsi/+",
-            keep_retained=self._holds,
+            owned=lambda: {topic for topic, _ in self._states.values()},
         )
         self.counters = {"events": 0, "foreign_topic": 0, "reloads": 0}
         #: (port, VSI) → (its retained topic, its state): what the broker shows of each VSI held
@@ -158,11 +158,6 @@ class BridgeMqtt:
     def _publish_event(self, doc: dict[str, Any]) -> None:
         self.counters["events"] += 1
         self.link.publish(self.topics.event, json.dumps(doc).encode(), qos=1)
-
-    def _holds(self, topic: str) -> bool:
-        """Does a VSI this bridge holds have its retained state on ``topic``? (Others are a
-        crashed run's: the link clears them after a connect.)"""
-        return any(t == topic for t, _ in self._states.values())
 
     def on_connect(self) -> None:
         """Publish every VSI's state again; start taking the retained VSI type database."""

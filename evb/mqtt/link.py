@@ -20,7 +20,7 @@ import contextlib
 import random
 import ssl
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +39,12 @@ def make_client(
     identifier: str,
     will: aiomqtt.Will | None = None,
     queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None,
+    *,
+    clean_session: bool = False,
 ) -> aiomqtt.Client:
-    """An ``aiomqtt.Client`` with a persistent session (clean session off) for ``identifier``;
-    ``MAX_INFLIGHT`` QoS 1 publishes may await their PUBACK at once (paho's default is 20)."""
+    """An ``aiomqtt.Client`` for ``identifier``, by default with a persistent session (clean
+    session off); ``MAX_INFLIGHT`` QoS 1 publishes may await their PUBACK at once (paho's
+    default is 20). A bad CA file raises ``OSError``/``ssl.SSLError``."""
     addr = options.address()
     tls = ssl.create_default_context(cafile=options.ca_file) if addr.tls else None
     client = aiomqtt.Client(
@@ -50,7 +53,7 @@ def make_client(
         username=addr.username,
         password=addr.password,
         identifier=identifier,
-        clean_session=False,
+        clean_session=clean_session,
         will=will,
         keepalive=options.keepalive,
         tls_context=tls,
@@ -90,7 +93,7 @@ class MqttLink:
         log: Any,
         max_queue: int = 100_000,
         own_retained: str | None = None,
-        keep_retained: Callable[[str], bool] | None = None,
+        owned: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.options = options
         self.client_id = client_id
@@ -111,9 +114,9 @@ class MqttLink:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._inflight = 0
         #: a topic filter of this agent's own retained state: after each connect, retained
-        #: messages there that ``keep_retained(topic)`` disowns (a crashed run's) are cleared
+        #: messages there on topics ``owned()`` does not list (a crashed run's) are cleared
         self.own_retained = own_retained
-        self.keep_retained = keep_retained or (lambda topic: True)
+        self.owned = owned
         self._stale: dict[str, bool] | None = None  #: topic → non-empty, while a sweep collects
         self._inbox: asyncio.Queue[aiomqtt.Message] | None = None
 
@@ -262,7 +265,8 @@ class MqttLink:
             await client.subscribe(pattern, qos=1)
             await asyncio.sleep(settle)
             await client.unsubscribe(pattern)
-            stale = [t for t, full in self._stale.items() if full and not self.keep_retained(t)]
+            ours = self.owned() if self.owned is not None else self._stale.keys()
+            stale = [t for t, full in self._stale.items() if full and t not in ours]
         finally:
             self._stale = None
         for topic in stale:

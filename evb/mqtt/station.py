@@ -76,13 +76,13 @@ class StationMqtt:
             on_connect=self.republish,
             log=log.bind(mqtt=self.topics.base),
             own_retained=self.topics.vsi("+"),
-            keep_retained=lambda topic: topic in self._own,
+            owned=lambda: {self.topics.vsi(seg) for _, seg, _ in self._published.values()},
         )
         self.counters = {"commands": 0, "duplicates": 0, "malformed": 0, "conflicts": 0, "foreign_topic": 0}
         self._running: dict[str, int] = {}  #: duplicates of a running command, to answer when it ends
-        self._published: dict[VsiKey, tuple[float, str]] = {}  #: wall time and VSIID segment of the last state
-        self._ka_seen: dict[VsiKey, float | None] = {}
-        self._own: set[str] = set()  #: the VSI topics with a retained state of ours
+        #: per VSI with a retained state: when it was published (wall time), its VSIID as a topic
+        #: level, and the keep-alive answer it showed
+        self._published: dict[VsiKey, tuple[float, str, float | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._save: asyncio.TimerHandle | None = None
@@ -226,16 +226,12 @@ class StationMqtt:
         doc = self.state_doc(key)
         if doc is None:
             seen = self._published.pop(key, None)
-            self._ka_seen.pop(key, None)
             if seen is not None:
-                self._own.discard(self.topics.vsi(seen[1]))
                 self.link.publish(self.topics.vsi(seen[1]), b"", retain=True)
             return
         seg = vsiid_segment(key[1], key[2])
-        self._published[key] = (time.time(), seg)
         rec = self.agent.port.vdp.vsis.get(key) if self.agent.port is not None else None
-        self._ka_seen[key] = rec.last_answer if rec is not None else None
-        self._own.add(self.topics.vsi(seg))
+        self._published[key] = (time.time(), seg, rec.last_answer if rec is not None else None)
         self.link.publish(self.topics.vsi(seg), json.dumps(doc).encode(), retain=True)
 
     def republish(self) -> None:
@@ -255,7 +251,7 @@ class StationMqtt:
             cutoff = time.time() - KEEPALIVE_REPUBLISH
             for key, rec in port.vdp.vsis.items():
                 seen = self._published.get(key)
-                if seen is not None and seen[0] <= cutoff and rec.last_answer != self._ka_seen.get(key):
+                if seen is not None and seen[0] <= cutoff and rec.last_answer != seen[2]:
                     self.publish_state(key)
 
     # ------------------------------------------------------------------ the request log on disk
