@@ -175,14 +175,14 @@ def add_parsers(sub: Any) -> None:
         "nftables source filter; needs ip, bridge, nft) or emulated (a Python bridge over AF_PACKET rings)",
     )
     brun.add_argument("--bridge-name", metavar="NAME", help="the kernel data plane's bridge (default evbbr0)")
-    brun.add_argument("--nft-table", metavar="NAME", help="the kernel data plane's nft netdev table (default evb)")
+    brun.add_argument("--nft-table", metavar="NAME", help="the kernel data plane's nft bridge table (default evb)")
     brun.add_argument(
         "--no-forward-counters",
         dest="forward_counters",
         action="store_false",
         default=None,
-        help="kernel data plane: do not count forwarded/reflected frames per port (saves an egress hook per "
-        "frame; ports then count passed, dropped, control)",
+        help="kernel data plane: do not count forwarded/reflected frames per port (saves a rule in the "
+        "bridge's forward hook per frame; ports then count passed, dropped, control)",
     )
     brun.add_argument("--default-vid", metavar="VID", type=int, help="the VID untagged frames count as (default 1)")
     _mqtt_args(brun, "name")
@@ -603,7 +603,7 @@ def _print_dataplane(dp: dict[str, Any], vsis: list[dict[str, Any]]) -> None:
         return
     if dp["kind"] == "none":  # no forwarding: nothing to count (``--json`` says kind none)
         return
-    where = f"bridge {dp['bridge']}, nft table netdev {dp['table']}" if dp["kind"] == "kernel" else "AF_PACKET rings"
+    where = f"bridge {dp['bridge']}, nft table bridge {dp['table']}" if dp["kind"] == "kernel" else "AF_PACKET rings"
     print(f"data plane: {dp['kind']} ({where}), {dp['vsis']} VSIs, default VID {dp['default_vid']}")
     rows = []
     for name, port in dp["ports"].items():

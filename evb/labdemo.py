@@ -459,9 +459,9 @@ def run_checks(lab: Lab) -> list[Check]:
     started = time.monotonic()
     res = lab.vsi(vm2, "deassoc")
     lab.timings["deassoc_s"] = round(time.monotonic() - started, 3)
-    _wait(  # b1 is port 0: its untagged admission set is untagged_0
+    _wait(  # its untagged admission entry ("b1" . MAC) is gone
         "vm2's entry removed",
-        lambda: vm2.mac not in _run(["nft", "list", "set", "netdev", TABLE, "untagged_0"], ns=lab.ns("br")),
+        lambda: vm2.mac not in _run(["nft", "list", "set", "bridge", TABLE, "untagged"], ns=lab.ns("br")),
         5,
     )
     chk = blocked(
@@ -610,7 +610,7 @@ def keep_text(lab: Lab) -> str:
             f"  ip netns exec {lab.ns('br')} evb bridge status --socket {lab.br_socket}",
             f"  ip netns exec {lab.ns('h1')} evb status --socket {lab.st_socket(1)}",
             f"  ip netns exec {lab.ns('vm1')} ip addr show eth0",
-            f"  ip netns exec {lab.ns('br')} nft list table netdev {TABLE}",
+            f"  ip netns exec {lab.ns('br')} nft list table bridge {TABLE}",
             *ctl,
             "tear down (the agents first, then the namespaces):",
             "  kill " + " ".join(str(p.pid) for p in lab.procs.values() if p.poll() is None),

@@ -28,7 +28,7 @@ and the forwarding::
     [dataplane]
     kind = "kernel"        # none (log only), kernel (Linux bridge + nftables), emulated (Python, AF_PACKET)
     bridge_name = "evbbr0" # kernel: the Linux bridge it creates
-    nft_table = "evb"      # kernel: its nftables netdev table
+    nft_table = "evb"      # kernel: its nftables bridge table
     forward_counters = true # kernel: count forwarded/reflected per port (false: faster, "passed" only)
     default_vid = 1        # the VID an untagged frame counts as
     ring_frames = 16384    # emulated: frames per port ring (each way)
@@ -108,8 +108,8 @@ class DataPlaneSettings:
 
     kind: str = "none"  #: none (log only), kernel (Linux bridge + nftables), emulated (Python over AF_PACKET)
     bridge_name: str = "evbbr0"  #: kernel: the Linux bridge
-    nft_table: str = "evb"  #: kernel: the nftables netdev-family table
-    forward_counters: bool = True  #: kernel: count forwarded/reflected per port (an egress hook per frame)
+    nft_table: str = "evb"  #: kernel: the nftables bridge-family table
+    forward_counters: bool = True  #: kernel: count forwarded/reflected per port (a rule in the forward hook)
     default_vid: int = 1  #: the VID an untagged frame counts as (both backends)
     ring_frames: int = 16384  #: emulated: frames in each port's receive (and transmit) ring
 

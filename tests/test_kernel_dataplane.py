@@ -47,7 +47,7 @@ class Recorder:
 
 
 def element_ops(script: str) -> list[tuple[str, str, str]]:
-    """``add|delete element netdev T SET { e1, e2 }`` lines → [(op, set, element), ...] in order
+    """``add|delete element bridge T SET { e1, e2 }`` lines → [(op, set, element), ...] in order
     (a verdict map's ``: accept`` left off)."""
     out = []
     for line in script.splitlines():
@@ -71,45 +71,69 @@ def test_start_cleans_up_first_then_builds_bridge_and_table() -> None:
     dp.start()
     argvs = [" ".join(cmd) for cmd, _ in rec.calls]
     assert argvs[:4] == [
-        "nft delete table netdev t9",
         "nft delete table bridge t9",
+        "nft delete table netdev t9",  # an older version's table
         "ip link del dev br9",
-        "ip link add name br9 type bridge stp_state 0",
+        "ip link add name br9 type bridge stp_state 0 mcast_snooping 1",
     ]
-    assert "ip link set dev p1 master br9" in argvs and "bridge link set dev p2 hairpin off" in argvs
+    assert "ip link set dev p1 master br9" in argvs
+    assert "bridge link set dev p2 hairpin off mcast_router 0" in argvs
+    assert "bridge mdb add dev br9 port br9 grp 01:80:c2:00:00:00 permanent" in argvs
+    assert not dp.link_local_first
     (script,) = rec.scripts()
-    assert script.startswith("table netdev t9 {")
+    assert script.startswith("table bridge t9 {")
     for name in ("p0_forwarded", "p0_reflected", "p0_dropped", "p0_control", "p1_dropped"):
         assert f"counter {name} {{ }}" in script
-    # per-element counters: the per-VSI counts; the MAC/VID admission set is a verdict map
-    for name in ("allowed_0", "allowed_1"):
-        assert f"map {name} {{ typeof @ll,48,80 : verdict ; counter ; }}" in script
-    assert "set held_allowed_0 { typeof @ll,48,80 ; counter ; }" in script
-    assert "set vids_1 { typeof @ll,96,32 ; counter ; }" in script
-    assert "set untagged_vids { typeof iifname ; counter ; }" in script and "untagged_vids_0" not in script
-    in0 = script[script.index("chain in_0") : script.index("chain in_1")]
-    assert 'type filter hook ingress device "p1" priority 0;' in in0
-    # link-local first, then the port's mark, the accepts, then the refusals
-    assert "@ll,0,40 == 0x0180c20000 @ll,40,8 & 0xf0 == 0x0 counter name p0_control drop" in in0
-    assert "@ll,48,80 & 0xffffffffffffffff0fff vmap @allowed_0" in in0
-    assert "@ll,96,32 & 0xffff0fff @vids_0 accept" in in0
-    assert "ether type != 8021q iifname @untagged_vids accept" in in0
-    assert in0.index("p0_control") < in0.index("meta mark set 0x45560000\n") < in0.index("@allowed_0")
-    assert in0.index("@allowed_0") < in0.index("@untagged_vids ")
-    assert in0.index("@untagged_vids ") < in0.index("@held_allowed_0") < in0.index("@held_untagged_vids")
-    assert in0.index("@held_untagged_vids") < in0.index("counter name p0_dropped drop")
-    out1 = script[script.index("chain out_1") :]
-    assert 'type filter hook egress device "p2" priority 0;' in out1
-    assert 'counter name meta mark map { 0x45560000 : "p0_forwarded", 0x45560001 : "p1_reflected" }' in out1
+    # per-element counters: the per-VSI counts; the MAC/VID admission set is a verdict map; the port leads every key
+    assert "map allowed { typeof meta iif . @ll,48,80 : verdict ; counter ; }" in script
+    assert "set held_allowed { typeof meta iif . @ll,48,80 ; counter ; }" in script
+    assert "set vids { typeof meta iif . @ll,96,32 ; counter ; }" in script
+    assert "set untagged { typeof meta iif . ether saddr ; counter ; }" in script
+    assert "set untagged_vids { typeof meta iif ; counter ; }" in script
+    admit = script[script.index("chain admit") : script.index("chain local")]
+    assert "type filter hook prerouting priority filter;" in admit
+    # the accepts first, then link-local, then the pre-associated entries, then the refusals
+    control = (
+        "@ll,0,40 == 0x0180c20000 @ll,40,8 & 0xf0 == 0x0 "
+        'counter name meta iif map { "p1" : "p0_control", "p2" : "p1_control" } drop'
+    )
+    assert control in admit
+    assert "meta iif . @ll,48,80 & 0xffffffffffffffff0fff vmap @allowed" in admit
+    assert "meta iif . @ll,96,32 & 0xffff0fff @vids accept" in admit
+    assert "ether type != 8021q meta iif @untagged_vids accept" in admit
+    assert admit.index("@allowed") < admit.index("@untagged_vids ") < admit.index(control)
+    assert admit.index(control) < admit.index("@held_allowed") < admit.index("@held_untagged_vids")
+    assert 'counter name meta iif map { "p1" : "p0_dropped", "p2" : "p1_dropped" } drop' in admit
+    assert admit.index("@held_untagged_vids") < admit.index("p0_dropped")
+    local = script[script.index("chain local") : script.index("chain count")]
+    assert "type filter hook input priority filter;" in local
+    assert '@ll,40,8 & 0xf0 == 0x0 counter name meta iif map { "p1" : "p0_control", "p2" : "p1_control" }\n' in local
+    count = script[script.index("chain count") :]
+    assert "type filter hook forward priority filter;" in count
+    assert (
+        'counter name meta iif . meta oif map { "p1" . "p1" : "p0_reflected", "p1" . "p2" : "p0_forwarded", '
+        '"p2" . "p1" : "p1_forwarded", "p2" . "p2" : "p1_reflected" }'
+    ) in count
 
 
-def test_without_forward_counters_no_marks_and_no_egress_chains() -> None:
+def test_link_local_test_comes_first_where_the_bridge_refuses_the_multicast_entry() -> None:
+    rec = Recorder()
+    rec.fail = ("bridge", "mdb")
+    dp = KernelDataPlane(("p1", "p2"), runner=rec)
+    dp.start()
+    assert dp.link_local_first and dp.status()["link_local_first"] is True
+    (script,) = rec.scripts()
+    admit = script[script.index("chain admit") : script.index("chain local")]
+    assert admit.index("p0_control") < admit.index("@allowed")
+
+
+def test_without_forward_counters_no_count_chain() -> None:
     rec = Recorder()
     dp = KernelDataPlane(("p1", "p2"), runner=rec, forward_counters=False)
     dp.start()
     (script,) = rec.scripts()
-    assert "meta mark" not in script and "egress" not in script and "p0_forwarded" not in script
-    assert "@ll,48,80 & 0xffffffffffffffff0fff vmap @allowed_1" in script
+    assert "chain count" not in script and "hook forward" not in script and "p0_forwarded" not in script
+    assert "meta iif . @ll,48,80 & 0xffffffffffffffff0fff vmap @allowed" in script
     assert dp.status()["forward_counters"] is False
 
 
@@ -122,11 +146,10 @@ def test_per_vsi_and_passed_counters_come_from_the_set_elements() -> None:
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=1)))
     dp.associate("p2", KEY2, VdpMode.PREASSOC, (FilterEntry(vid=10, mac=MAC2),))
     rec.sets = [
-        {"name": "allowed_0", "map": "verdict", "elem": [[counted(M1_10, 7), {"accept": None}]]},
-        {"name": "vids_0", "elem": [counted(0x81000001, 2)]},  # nft -j may give a number
+        {"name": "allowed", "map": "verdict", "elem": [[counted({"concat": ["p1", M1_10]}, 7), {"accept": None}]]},
+        {"name": "vids", "elem": [counted({"concat": ["p1", 0x81000001]}, 2)]},  # nft -j may give a number
         {"name": "untagged_vids", "elem": [counted("p1", 3)]},
-        {"name": "held_allowed_1", "elem": [counted(M2_10, 4)]},
-        {"name": "allowed_1", "map": "verdict", "elem": []},
+        {"name": "held_allowed", "elem": [counted({"concat": ["p2", M2_10]}, 4)]},
     ]
     rec.counters = [{"name": "p1_dropped", "packets": 9, "bytes": 0}]
     assert dp.vsi_counters_all() == {
@@ -144,11 +167,11 @@ def test_pre_associated_vsi_is_held_not_admitted() -> None:
     dp, rec = make()
     entry = FilterEntry(vid=10, mac=MAC1)
     dp.associate("p1", KEY1, VdpMode.PREASSOC, (entry,))
-    assert rec.scripts() == [f"add element netdev evb held_allowed_0 {{ {M1_10} }}\n"]
+    assert rec.scripts() == [f'add element bridge evb held_allowed {{ "p1" . {M1_10} }}\n']
     dp.associate("p1", KEY1, VdpMode.ASSOC, (entry,))  # now associated: moved to the admission map
     assert rec.scripts()[1] == (
-        f"delete element netdev evb held_allowed_0 {{ {M1_10} }}\n"
-        f"add element netdev evb allowed_0 {{ {M1_10} : accept }}\n"
+        f'delete element bridge evb held_allowed {{ "p1" . {M1_10} }}\n'
+        f'add element bridge evb allowed {{ "p1" . {M1_10} : accept }}\n'
     )
 
 
@@ -157,11 +180,11 @@ def test_entries_are_reference_counted() -> None:
     entry = FilterEntry(vid=10, mac=MAC1)
     dp.associate("p1", KEY1, VdpMode.ASSOC, (entry,))
     dp.associate("p1", KEY2, VdpMode.ASSOC, (entry,))  # same MAC/VID in a second VSI: nothing new
-    assert rec.scripts() == [f"add element netdev evb allowed_0 {{ {M1_10} : accept }}\n"]
+    assert rec.scripts() == [f'add element bridge evb allowed {{ "p1" . {M1_10} : accept }}\n']
     dp.deassociate("p1", KEY1)
     assert len(rec.scripts()) == 1  # still used by KEY2
     dp.deassociate("p1", KEY2)
-    assert rec.scripts()[1] == f"delete element netdev evb allowed_0 {{ {M1_10} }}\n"
+    assert rec.scripts()[1] == f'delete element bridge evb allowed {{ "p1" . {M1_10} }}\n'
     dp.deassociate("p1", KEY2)  # unknown: no command
     assert len(rec.scripts()) == 2
 
@@ -171,7 +194,8 @@ def test_reassociate_changes_only_the_difference() -> None:
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=10, mac=MAC2)))
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=11, mac=MAC2)))
     assert rec.scripts()[1] == (
-        f"delete element netdev evb allowed_0 {{ {M2_10} }}\nadd element netdev evb allowed_0 {{ {M2_11} : accept }}\n"
+        f'delete element bridge evb allowed {{ "p1" . {M2_10} }}\n'
+        f'add element bridge evb allowed {{ "p1" . {M2_11} : accept }}\n'
     )
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=10, mac=MAC1), FilterEntry(vid=11, mac=MAC2)))
     assert len(rec.scripts()) == 2  # the same again: nothing
@@ -182,8 +206,8 @@ def test_default_vid_admits_untagged_and_vid_0_means_default(default_vid: int) -
     dp, rec = make(default_vid=default_vid)
     dp.associate("p2", KEY1, VdpMode.ASSOC, (FilterEntry(vid=0, mac=MAC1),))
     assert rec.scripts() == [
-        f"add element netdev evb allowed_1 {{ {raw_element(MAC1, default_vid)} : accept }}\n"
-        "add element netdev evb untagged_1 { 02:00:00:00:01:01 }\n"
+        f'add element bridge evb allowed {{ "p2" . {raw_element(MAC1, default_vid)} : accept }}\n'
+        'add element bridge evb untagged { "p2" . 02:00:00:00:01:01 }\n'
     ]
 
 
@@ -191,7 +215,8 @@ def test_vid_only_entries_go_to_the_vid_sets() -> None:
     dp, rec = make()
     dp.associate("p1", KEY1, VdpMode.ASSOC, (FilterEntry(vid=30), FilterEntry(vid=1, group_id=9)))
     assert rec.scripts() == [  # one command per set, the elements listed
-        'add element netdev evb untagged_vids { "p1" }\nadd element netdev evb vids_0 { 0x81000001, 0x8100001e }\n'
+        'add element bridge evb untagged_vids { "p1" }\n'
+        'add element bridge evb vids { "p1" . 0x81000001, "p1" . 0x8100001e }\n'
     ]
 
 
@@ -206,7 +231,7 @@ def test_batch_sends_one_transaction() -> None:
     (script,) = rec.scripts()
     ops = element_ops(script)
     assert [op for op, _, _ in ops] == ["add"] * 100 + ["delete"]
-    assert ops[-1] == ("delete", "allowed_0", raw_element(bytes([2, 0, 0, 1, 0, 0]), 100))
+    assert ops[-1] == ("delete", "allowed", '"p1" . ' + raw_element(bytes([2, 0, 0, 1, 0, 0]), 100))
     assert len({e for _, _, e in ops}) == 100
 
 
@@ -221,7 +246,7 @@ def test_port_down_turns_hairpin_off_and_removes_the_ports_vsis_at_once() -> Non
     dp.port_down("p1")
     assert rec.calls[0] == (["bridge", "link", "set", "dev", "p1", "hairpin", "off"], None)
     (script,) = rec.scripts()
-    assert [(op, name) for op, name, _ in element_ops(script)] == [("delete", "allowed_0")] * 2
+    assert [(op, name) for op, name, _ in element_ops(script)] == [("delete", "allowed")] * 2
     assert dp.rr == {"p2": True} and list(dp.vsis) == [("p2", KEY1)]
 
 
@@ -236,7 +261,7 @@ def test_counters_read_by_name() -> None:
         "p1": {"forwarded": 5, "reflected": 0, "dropped": 0, "control": 0},
         "p2": {"forwarded": 0, "reflected": 0, "dropped": 1000, "control": 0},
     }
-    assert rec.calls[-1] == (["nft", "-j", "list", "counters", "table", "netdev", "evb"], None)
+    assert rec.calls[-1] == (["nft", "-j", "list", "counters", "table", "bridge", "evb"], None)
 
 
 def test_close_removes_table_and_bridge_even_if_one_is_gone() -> None:
@@ -244,8 +269,8 @@ def test_close_removes_table_and_bridge_even_if_one_is_gone() -> None:
     rec.fail = ("nft",)
     dp.close()
     assert [c for c, _ in rec.calls] == [
-        ["nft", "delete", "table", "netdev", "evb"],
-        ["nft", "delete", "table", "bridge", "evb"],  # an older version's table
+        ["nft", "delete", "table", "bridge", "evb"],
+        ["nft", "delete", "table", "netdev", "evb"],  # an older version's table
         ["ip", "link", "del", "dev", "evbbr0"],
     ]
     assert not dp.started and dp.counters()["p1"]["dropped"] == 0

@@ -1,53 +1,55 @@
-"""The ``kernel`` data plane: a Linux bridge and an nftables ``netdev`` table, driven with ``ip``/``bridge``/``nft``.
+"""The ``kernel`` data plane: a Linux bridge and an nftables ``bridge`` table, driven with ``ip``/``bridge``/``nft``.
 
 What it builds (names configurable; defaults ``evbbr0`` and table ``evb``):
 
 * a Linux bridge, STP off, IPv6 off on the bridge device (it must not talk itself), enslaving
   every station-facing port. ``hairpin on`` is set on a port exactly while EVB negotiated
   reflective relay on it (``port_up(..., reflective_relay=True)``), off otherwise;
-* table ``netdev evb`` with, per port *i*, an ``ingress`` chain bound to that port (so no key
-  needs the interface name) and sets holding exactly the associated VSIs' filter entries on it:
+* table ``bridge evb`` with sets holding exactly the associated VSIs' filter entries, each keyed
+  by the port (``meta iif``, the interface index: four octets) and the frame's source:
 
-  ``allowed_i``     MAC . TPID . VID           tagged frames, formats 2/4 (MAC + VID); a verdict
-                    (``@ll,48,80``)            map (element → accept)
-  ``untagged_i``    ``ether saddr``            the same entries whose VID is the port's default
-                                               VID: an untagged frame counts as that VID
-  ``vids_i``        TPID . VID (``@ll,96,32``) formats 1/3 (no MAC): any source MAC on that VID
-                                               is the VSI's (the VSI is the VLAN)
-  ``untagged_vids`` ``iifname``                formats 1/3 whose VID is the default VID (one
-                                               set for all ports: a port is in it or not)
+  ``allowed``       iif . MAC . TPID . VID         tagged frames, formats 2/4 (MAC + VID); a verdict
+                    (``@ll,48,80``)                map (element → accept)
+  ``untagged``      iif . ``ether saddr``          the same entries whose VID is the port's default
+                                                   VID: an untagged frame counts as that VID
+  ``vids``          iif . TPID . VID (``@ll,96,32``) formats 1/3 (no MAC): any source MAC on that
+                                                   VID is the VSI's (the VSI is the VLAN)
+  ``untagged_vids`` iif                            formats 1/3 whose VID is the default VID
 
-  Each has a ``held_`` twin (a set) for pre-associated VSIs. ``allowed`` and ``vids`` are keyed
-  by raw link-layer octets, one load for the whole key, masked to leave the TCI's priority and
-  DEI bits out (``TAGGED_SOURCE``, ``TAGGED_VID``); the TPID in the key (0x8100) is the
-  "tagged" test ``ether saddr . vlan id`` would make with three more expressions (plus the
-  interface-type check nft adds to every ``ether``/``vlan`` match). Their elements are written
-  as hex integers (``raw_element``). A filter VID of 0 ("bridge, choose", left unchosen) is
-  taken as the default VID. Group IDs (formats 3/4) play no part in forwarding. The default
-  VID is 1 (``default_vid``), the VID of an unconfigured Linux bridge / IEEE 802.1Q PVID.
-* chain ``in_i`` (netdev ingress of port *i*, before the bridge sees the frame): link-local
-  frames (destination 01:80:C2:00:00:00-0F) are dropped (counted ``control``): a Linux bridge
-  with STP off would flood 01:80:C2:00:00:00, and none of them may be relayed. The test is two
-  raw compares (first five octets, then the last one's high nibble), so an ordinary frame
-  costs one load and one compare there. Link-local frames still reach the control plane's
-  AF_PACKET sockets (``ETH_P_ALL`` taps run before the ingress hook). Then a frame whose key is
-  in a set is accepted; a frame of a pre-associated VSI is counted on its ``held_`` entry;
-  anything else is dropped and counted (``dropped``). The kernel has already taken the 802.1Q
-  tag off into the packet's metadata here; nft rebuilds it for the raw loads.
-* with ``forward_counters`` (the default): every frame past the link-local test gets packet
-  mark ``MARK_BASE + i`` (those not admitted are dropped anyway), and chain ``out_j`` (netdev
-  egress of port *j*) counts admitted frames by that mark:
-  ``reflected`` on port *i* when it leaves by the port it came in (hairpin), ``forwarded`` on
-  port *i* when it leaves by another. A flooded frame is counted once per egress port. The
-  mark belongs to the data plane on station ports. Without ``forward_counters`` there are no
-  marks and no egress chains (``bench/dataplane.py`` measures both: on this 2-vCPU machine
-  with 100,000 VSIs about 0.81× the bare bridge with them, 0.87-0.91× without, README) and a
-  port counts only ``passed`` (admitted: the sum of its entries' counters), ``dropped`` and
-  ``control``.
+  Each has a ``held_`` twin (a set) for pre-associated VSIs. The MAC . TPID . VID and TPID . VID
+  parts are raw link-layer octets, one load for the whole part, masked to leave the TCI's
+  priority and DEI bits out (``TAGGED_SOURCE``, ``TAGGED_VID``); the TPID in the key (0x8100) is
+  the "tagged" test ``ether saddr . vlan id`` would make with more expressions. Elements are
+  written ``"p1" . 0x...`` (``raw_element``). A filter VID of 0 ("bridge, choose", left
+  unchosen) is taken as the default VID. Group IDs (formats 3/4) play no part in forwarding. The
+  default VID is 1 (``default_vid``), the VID of an unconfigured Linux bridge / IEEE 802.1Q PVID.
+* chain ``admit`` (hook ``prerouting``, before the bridge learns the source address, so a
+  spoofed frame cannot move a MAC to its port): a frame whose key is in a set is accepted; a
+  link-local frame (destination 01:80:C2:00:00:00-0F) is dropped and counted ``control``; a
+  frame of a pre-associated VSI is counted on its ``held_`` entry; anything else is dropped and
+  counted (``dropped``). The kernel has already taken the 802.1Q tag off into the packet's
+  metadata here; nft rebuilds it for the raw loads.
+* link-local frames are never relayed, whatever their source: a Linux bridge with STP off would
+  flood 01:80:C2:00:00:00 (it passes 01..0F up and forwards none of them by default). The
+  bridge gets a permanent layer-2 multicast entry for 01:80:C2:00:00:00 that only the bridge
+  itself joined (``bridge mdb``; snooping on, no port a multicast router port), so it delivers
+  such a frame to itself and to no port. That lets ``admit`` test for link-local frames after
+  the accepts, where an ordinary frame never gets to; where the kernel refuses the entry,
+  ``admit`` tests first (``link_local_first``), as it does for every frame. Link-local frames
+  still reach the control plane's AF_PACKET sockets (``ETH_P_ALL`` taps run before the bridge).
+  Chain ``local`` (hook ``input``: frames the bridge passes up) counts them ``control``.
+* with ``forward_counters`` (the default), chain ``count`` (hook ``forward``, which sees the
+  ingress and the egress port) counts each relayed frame by the pair: ``reflected`` on port *i*
+  when it leaves by the port it came in (hairpin), ``forwarded`` on port *i* when it leaves by
+  another. A flooded frame is counted once per egress port. Without ``forward_counters`` there
+  is no ``count`` chain and a port counts only ``passed`` (admitted: the sum of its entries'
+  counters), ``dropped`` and ``control``.
 
-Why netdev and not the bridge family: the same admission lookup in the bridge ``prerouting``
-hook, plus the forward hook the bridge family needs for the hairpin counters, costs about
-twice as much per frame (measured with ``bench/dataplane.py``, README).
+Why the bridge family: the bridge calls the ``prerouting`` and ``forward`` hooks for every frame
+anyway (and where ``br_netfilter`` is built in, as on the machines this was measured on, it
+already runs hooks there), so our chains cost their rules and no hook of their own. An earlier
+version used ``netdev`` ingress and egress chains per port (a packet mark between them):
+``bench/dataplane.py`` measured that 0.02-0.06× slower with forward counters (README).
 
 Sets are programmed incrementally: one ``nft -f -`` transaction per call, or per
 ``batch()`` block / ``defer()``..``flush()`` for many VSIs at once (the bridge agent defers
@@ -61,6 +63,7 @@ few milliseconds); the counters are read with ``nft -j``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 from collections import Counter
@@ -74,21 +77,20 @@ Runner = Callable[[list[str], str | None], str]
 #: destination 01:80:C2:00:00:00-0F, as two raw tests: the first five octets (one load and one
 #: compare, where an ordinary frame already fails), then the last octet's high nibble
 LINK_LOCAL = "@ll,0,40 == 0x0180c20000 @ll,40,8 & 0xf0 == 0x0"
+BRIDGE_GROUP = "01:80:c2:00:00:00"  #: the one link-local address a Linux bridge with STP off floods
 #: source MAC . TPID 0x8100 . VID in one 10-octet load, the TCI's priority and DEI bits masked
 #: off (nft rebuilds the tag the kernel took into the packet's metadata)
 TAGGED_SOURCE = "@ll,48,80 & 0xffffffffffffffff0fff"
 TAGGED_VID = "@ll,96,32 & 0xffff0fff"  #: TPID 0x8100 . VID, likewise
 COUNTERS = ("forwarded", "reflected", "dropped", "control")
-MARK_BASE = 0x45560000  #: packet mark of a frame admitted on port i: MARK_BASE + i ("EV")
-SETS = {  #: admission sets (per port but ``untagged_vids``) and their keys; each has a ``held_`` twin
-    "allowed": "@ll,48,80",
-    "untagged": "ether saddr",
-    "vids": "@ll,96,32",
-    "untagged_vids": "iifname",
+SETS = {  #: admission sets and their keys (the port first); each has a ``held_`` twin
+    "allowed": "meta iif . @ll,48,80",
+    "untagged": "meta iif . ether saddr",
+    "vids": "meta iif . @ll,96,32",
+    "untagged_vids": "meta iif",
 }
-SHARED = "untagged_vids"
 VERDICT_MAP = "allowed"  #: not a set but a verdict map (element → accept): one expression less per frame
-RAW = ("allowed", "vids")  #: sets keyed by raw link-layer octets (elements written as hex integers)
+RAW = ("allowed", "vids")  #: sets whose second part is raw link-layer octets (written as hex integers)
 TPID = 0x8100
 Element = tuple[str, str]  #: (set name, nft element text)
 
@@ -112,10 +114,10 @@ def _mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
-def _logical(name: str) -> str:
-    """The logical set of nft set ``name``: ``held_allowed_1`` → ``allowed``."""
-    name = name.removeprefix("held_")
-    return name if name == SHARED else name.rpartition("_")[0]
+@functools.cache
+def _port_text(ifname: str) -> str:
+    """A port as an element's first part (a quoted nft string: nft resolves it to the index)."""
+    return json.dumps(ifname)
 
 
 def raw_element(mac: bytes | None, vid: int) -> str:
@@ -160,6 +162,9 @@ class KernelDataPlane:
         self.vsis: dict[tuple[str, VsiKey], frozenset[Element]] = {}
         self._refs: Counter[Element] = Counter()
         self._pending: list[tuple[str, str, str]] | None = None  #: (add|delete, set, element) to send
+        #: test for link-local frames before the admission sets (where the bridge could not be
+        #: told to keep 01:80:c2:00:00:00 to itself) instead of after them
+        self.link_local_first = False
         self.started = False
 
     # ------------------------------------------------------------------ life cycle
@@ -171,8 +176,8 @@ class KernelDataPlane:
         self._run(["nft", "-f", "-"], script)
 
     def cleanup_table(self) -> None:
-        """Remove our nft table if it exists (also an older version's bridge-family one)."""
-        for family in ("netdev", "bridge"):
+        """Remove our nft table if it exists (also an older version's netdev one)."""
+        for family in ("bridge", "netdev"):
             with contextlib.suppress(DataPlaneError):
                 self._cmd("nft", "delete", "table", family, self.table)
 
@@ -185,14 +190,19 @@ class KernelDataPlane:
     def start(self) -> None:
         self.cleanup()
         br = self.bridge
-        self._cmd("ip", "link", "add", "name", br, "type", "bridge", "stp_state", "0")
+        self._cmd("ip", "link", "add", "name", br, "type", "bridge", "stp_state", "0", "mcast_snooping", "1")
         with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv6/conf/{br}/disable_ipv6", "w") as f:
             f.write("1")
         for port in self.ports:
             self._cmd("ip", "link", "set", "dev", port, "master", br)
-            self._cmd("bridge", "link", "set", "dev", port, "hairpin", "off")
+            self._cmd("bridge", "link", "set", "dev", port, "hairpin", "off", "mcast_router", "0")
             self._cmd("ip", "link", "set", "dev", port, "up")
         self._cmd("ip", "link", "set", "dev", br, "up")
+        try:  # 01:80:c2:00:00:00 to the bridge itself only: never flooded (module docstring)
+            self._cmd("bridge", "mdb", "add", "dev", br, "port", br, "grp", BRIDGE_GROUP, "permanent")
+            self.link_local_first = False
+        except DataPlaneError:
+            self.link_local_first = True
         self._nft(self._table_script())
         self.started = True
 
@@ -206,56 +216,57 @@ class KernelDataPlane:
     def counter_name(self, ifname: str, what: str) -> str:
         return f"p{self._index[ifname]}_{what}"
 
-    def set_name(self, name: str, ifname: str) -> str:
-        """The nft set of logical set ``name`` (``allowed``, ``held_vids``, ...) on port ``ifname``."""
-        return name if name.endswith(SHARED) else f"{name}_{self._index[ifname]}"
+    def _by_port(self, what: str) -> str:
+        """An anonymous map port → its counter ``what``."""
+        pairs = ", ".join(f'{_port_text(p)} : "{self.counter_name(p, what)}"' for p in self.ports)
+        return f"{{ {pairs} }}"
 
     def _table_script(self) -> str:
-        lines = [f"table netdev {self.table} {{"]
+        lines = [f"table bridge {self.table} {{"]
         counters = COUNTERS if self.forward_counters else ("dropped", "control")
         for port in self.ports:
             lines += [f"  counter {self.counter_name(port, what)} {{ }}" for what in counters]
         for name, key in SETS.items():
-            for held in ("", "held_"):
-                for port in [self.ports[0]] if name == SHARED else self.ports:
-                    if name == VERDICT_MAP and not held:
-                        lines.append(f"  map {self.set_name(name, port)} {{ typeof {key} : verdict ; counter ; }}")
-                    else:
-                        lines.append(f"  set {self.set_name(held + name, port)} {{ typeof {key} ; counter ; }}")
-        for i, port in enumerate(self.ports):
-            s = {name: f"@{self.set_name(name, port)}" for n in SETS for name in (n, "held_" + n)}
+            lines.append(
+                f"  map {name} {{ typeof {key} : verdict ; counter ; }}"
+                if name == VERDICT_MAP
+                else f"  set {name} {{ typeof {key} ; counter ; }}"
+            )
+            lines.append(f"  set held_{name} {{ typeof {key} ; counter ; }}")
+        link_local = f"    {LINK_LOCAL} counter name meta iif map {self._by_port('control')} drop"
+        lines += [
+            "  chain admit {",
+            "    type filter hook prerouting priority filter; policy accept;",
+            *([link_local] if self.link_local_first else []),
+            f"    meta iif . {TAGGED_SOURCE} vmap @allowed",
+            f"    meta iif . {TAGGED_VID} @vids accept",
+            "    ether type != 8021q meta iif . ether saddr @untagged accept",
+            "    ether type != 8021q meta iif @untagged_vids accept",
+            *([] if self.link_local_first else [link_local]),
+            # a frame of a VSI that is only pre-associated: counted on that VSI's entry, then dropped
+            f"    meta iif . {TAGGED_SOURCE} @held_allowed",
+            f"    meta iif . {TAGGED_VID} @held_vids",
+            "    ether type != 8021q meta iif . ether saddr @held_untagged",
+            "    ether type != 8021q meta iif @held_untagged_vids",
+            f"    counter name meta iif map {self._by_port('dropped')} drop",
+            "  }",
+            "  chain local {",  # what the bridge passes up: link-local frames 01..0f (and 00, see start())
+            "    type filter hook input priority filter; policy accept;",
+            f"    {LINK_LOCAL} counter name meta iif map {self._by_port('control')}",
+            "  }",
+        ]
+        if self.forward_counters:
+            pairs = ", ".join(
+                f'{_port_text(p)} . {_port_text(o)} : "{self.counter_name(p, "reflected" if p == o else "forwarded")}"'
+                for p in self.ports
+                for o in self.ports
+            )
             lines += [
-                f"  chain in_{i} {{",
-                f"    type filter hook ingress device {json.dumps(port)} priority 0; policy accept;",
-                f"    {LINK_LOCAL} counter name {self.counter_name(port, 'control')} drop",
-            ]
-            if self.forward_counters:  # on every frame past here: those not admitted are dropped
-                lines.append(f"    meta mark set {MARK_BASE + i:#x}")
-            lines += [
-                f"    {TAGGED_SOURCE} vmap {s['allowed']}",
-                f"    {TAGGED_VID} {s['vids']} accept",
-                f"    ether type != 8021q ether saddr {s['untagged']} accept",
-                f"    ether type != 8021q iifname {s['untagged_vids']} accept",
-                # a frame of a VSI that is only pre-associated: counted on that VSI's entry, then dropped
-                f"    {TAGGED_SOURCE} {s['held_allowed']}",
-                f"    {TAGGED_VID} {s['held_vids']}",
-                f"    ether type != 8021q ether saddr {s['held_untagged']}",
-                f"    ether type != 8021q iifname {s['held_untagged_vids']}",
-                f"    counter name {self.counter_name(port, 'dropped')} drop",
+                "  chain count {",
+                "    type filter hook forward priority filter; policy accept;",
+                f"    counter name meta iif . meta oif map {{ {pairs} }}",
                 "  }",
             ]
-        if self.forward_counters:
-            for j, out in enumerate(self.ports):
-                pairs = ", ".join(
-                    f'{MARK_BASE + i:#x} : "{self.counter_name(p, "reflected" if p == out else "forwarded")}"'
-                    for i, p in enumerate(self.ports)
-                )
-                lines += [
-                    f"  chain out_{j} {{",
-                    f"    type filter hook egress device {json.dumps(out)} priority 0; policy accept;",
-                    f"    counter name meta mark map {{ {pairs} }}",
-                    "  }",
-                ]
         lines.append("}")
         return "\n".join(lines) + "\n"
 
@@ -278,11 +289,14 @@ class KernelDataPlane:
         """Program the VSI's entries (replacing what it had: a re-associate may change them): into
         the admission sets if ``mode`` is Associate, else into their ``held_`` twins (a
         pre-associated VSI's frames are dropped, and counted on it)."""
-        prefix = "" if mode == VdpMode.ASSOC else "held_"
-        new = frozenset((self.set_name(prefix + s, ifname), text) for s, text in self._elements(ifname, entries))
-        old = self.vsis.get((ifname, key), frozenset())
+        elements = self._elements(ifname, entries)
+        new = frozenset(elements if mode == VdpMode.ASSOC else [("held_" + name, text) for name, text in elements])
+        old = self.vsis.get((ifname, key))
         self.vsis[(ifname, key)] = new
-        self._apply(add=new - old, remove=old - new)
+        if old is None:  # the usual case: a new VSI
+            self._apply(add=new, remove=frozenset())
+        else:
+            self._apply(add=new - old, remove=old - new)
 
     def deassociate(self, ifname: str, key: VsiKey) -> None:
         old = self.vsis.pop((ifname, key), None)
@@ -291,30 +305,37 @@ class KernelDataPlane:
 
     # ------------------------------------------------------------------ sets
 
-    def _elements(self, ifname: str, entries: tuple[FilterEntry, ...]) -> Iterator[Element]:
-        """(logical set, element text) of each entry on ``ifname``."""
+    def _elements(self, ifname: str, entries: tuple[FilterEntry, ...]) -> list[Element]:
+        """(set, element text) of each entry on ``ifname``: ``"p1" . 0x...`` and so on."""
+        port = _port_text(ifname)
+        out = []
         for e in entries:
             vid = e.vid or self.default_vid
             if e.mac is not None:
-                yield ("allowed", raw_element(e.mac, vid))
+                out.append(("allowed", f"{port} . {raw_element(e.mac, vid)}"))
                 if vid == self.default_vid:
-                    yield ("untagged", _mac(e.mac))
+                    out.append(("untagged", f"{port} . {_mac(e.mac)}"))
             else:
-                yield ("vids", raw_element(None, vid))
+                out.append(("vids", f"{port} . {raw_element(None, vid)}"))
                 if vid == self.default_vid:
-                    yield ("untagged_vids", json.dumps(ifname))  # a quoted nft string
+                    out.append(("untagged_vids", port))
+        return out
 
     def _apply(self, *, add: frozenset[Element], remove: frozenset[Element]) -> None:
         ops = []
-        for el in sorted(remove):
-            self._refs[el] -= 1
-            if self._refs[el] <= 0:
-                del self._refs[el]
-                ops.append(("delete", *el))
-        for el in sorted(add):
-            self._refs[el] += 1
-            if self._refs[el] == 1:
-                ops.append(("add", *el))
+        refs = self._refs
+        for el in sorted(remove) if len(remove) > 1 else remove:
+            n = refs.get(el, 0) - 1
+            if n > 0:
+                refs[el] = n
+            else:
+                refs.pop(el, None)
+                ops.append(("delete", el[0], el[1]))
+        for el in sorted(add) if len(add) > 1 else add:
+            n = refs.get(el, 0) + 1
+            refs[el] = n
+            if n == 1:
+                ops.append(("add", el[0], el[1]))
         if not ops:
             return
         if self._pending is not None:
@@ -332,9 +353,9 @@ class KernelDataPlane:
             j = i + 1
             while j < len(ops) and j - i < 1000 and ops[j][0] == op and ops[j][1] == name:
                 j += 1
-            verdict = " : accept" if op == "add" and _logical(name) == VERDICT_MAP and "held_" not in name else ""
+            verdict = " : accept" if op == "add" and name == VERDICT_MAP else ""
             items = ", ".join(o[2] + verdict for o in ops[i:j])
-            lines.append(f"{op} element netdev {self.table} {name} {{ {items} }}")
+            lines.append(f"{op} element bridge {self.table} {name} {{ {items} }}")
             i = j
         return "\n".join(lines) + "\n"
 
@@ -362,26 +383,16 @@ class KernelDataPlane:
         finally:
             self.flush()
 
-    def _all_sets(self) -> Iterator[tuple[str, str, str]]:
-        """(logical name, nft set name, port or "") of every set in the table."""
-        for name in SETS:
-            for logical in (name, "held_" + name):
-                if name == SHARED:
-                    yield logical, logical, ""
-                else:
-                    for port in self.ports:
-                        yield logical, self.set_name(logical, port), port
-
     def _read_sets(self) -> dict[str, dict[str, int]]:
-        """Every set and map as the kernel holds it (one ``nft -j list table``): nft set name →
+        """Every set and map as the kernel holds it (one ``nft -j list table``): set name →
         {element text (as ``_elements`` writes it) → packets}."""
-        doc = json.loads(self._cmd("nft", "-j", "list", "table", "netdev", self.table))
+        doc = json.loads(self._cmd("nft", "-j", "list", "table", "bridge", self.table))
         got: dict[str, dict[str, int]] = {}
         for item in doc["nftables"]:
             s = item.get("set") or item.get("map")
             if not s:
                 continue
-            raw = _logical(s["name"]) in RAW
+            raw = s["name"].removeprefix("held_") in RAW
             elems = got.setdefault(s["name"], {})
             for el in s.get("elem", []):
                 if isinstance(el, list):  # a map's [element, verdict]
@@ -390,24 +401,30 @@ class KernelDataPlane:
                 if isinstance(el, dict) and "elem" in el:  # an element with its counter
                     packets = int(el["elem"].get("counter", {}).get("packets", 0))
                     el = el["elem"]["val"]
-                if raw:
-                    elems[hex(int(el, 16) if isinstance(el, str) else int(el))] = packets
-                    continue
                 parts = el["concat"] if isinstance(el, dict) and "concat" in el else [el]
-                text = " . ".join(json.dumps(p) if isinstance(p, str) and ":" not in p else str(p) for p in parts)
+                text = _port_text(str(parts[0]))
+                if len(parts) > 1:  # nft -j gives a raw value as a hex string or a number
+                    value = parts[1]
+                    if raw:
+                        value = hex(int(value, 16) if isinstance(value, str) else int(value))
+                    text += f" . {value}"
                 elems[text] = packets
         return got
 
     def elements(self) -> dict[str, set[str]]:
         """What the kernel's sets hold now (read back with ``nft -j``), as ``ifname/mac/vid`` texts
-        per logical set (``allowed``, ``held_allowed``, ...)."""
-        got = self._read_sets()
+        per set (``allowed``, ``held_allowed``, ...)."""
         out: dict[str, set[str]] = {}
-        for logical, name, port in self._all_sets():
-            texts = out.setdefault(logical, set())
-            for text in got.get(name, {}):
-                value = decode_raw(text) if _logical(name) in RAW else text.strip('"')
-                texts.add("/".join(([port] if port else []) + [value]))
+        got = self._read_sets()
+        for name in SETS:
+            for held in ("", "held_"):
+                texts = out.setdefault(held + name, set())
+                for text in got.get(held + name, {}):
+                    port, _, value = text.partition(" . ")
+                    parts = [json.loads(port)]
+                    if value:
+                        parts.append(decode_raw(value) if name in RAW else value)
+                    texts.add("/".join(parts))
         return out
 
     def vsi_counters_all(self) -> dict[tuple[str, VsiKey], dict[str, int]]:
@@ -437,16 +454,17 @@ class KernelDataPlane:
         if not self.forward_counters:
             packets = self._packets()
             for p in self.ports:
-                mine = {self.set_name(n, p) for n in SETS}
-                own = json.dumps(p)
+                own = _port_text(p)
                 passed = sum(
-                    n for (name, text), n in packets.items() if name in mine and (name != SHARED or text == own)
+                    n
+                    for (name, text), n in packets.items()
+                    if not name.startswith("held_") and (text == own or text.startswith(own + " . "))
                 )
                 result[p].update(forwarded=None, reflected=None, passed=passed)
         if not self.started:
             return result
         names = {self.counter_name(p, w): (p, w) for p in self.ports for w in COUNTERS}
-        doc = json.loads(self._cmd("nft", "-j", "list", "counters", "table", "netdev", self.table))
+        doc = json.loads(self._cmd("nft", "-j", "list", "counters", "table", "bridge", self.table))
         for item in doc["nftables"]:
             c = item.get("counter")
             if c and c.get("name") in names:
@@ -462,6 +480,7 @@ class KernelDataPlane:
             "table": self.table,
             "default_vid": self.default_vid,
             "forward_counters": self.forward_counters,
+            "link_local_first": self.link_local_first,
             "ports": {
                 p: {"evb": p in self.rr, "hairpin": self.rr.get(p, False), "counters": counters[p]} for p in self.ports
             },
