@@ -190,21 +190,32 @@ class KernelDataPlane:
     def start(self) -> None:
         self.cleanup()
         br = self.bridge
-        self._cmd("ip", "link", "add", "name", br, "type", "bridge", "stp_state", "0", "mcast_snooping", "1")
+        self._cmd("ip", "link", "add", "name", br, "type", "bridge", "stp_state", "0")
         with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv6/conf/{br}/disable_ipv6", "w") as f:
             f.write("1")
         for port in self.ports:
             self._cmd("ip", "link", "set", "dev", port, "master", br)
-            self._cmd("bridge", "link", "set", "dev", port, "hairpin", "off", "mcast_router", "0")
+            self._cmd("bridge", "link", "set", "dev", port, "hairpin", "off")
             self._cmd("ip", "link", "set", "dev", port, "up")
         self._cmd("ip", "link", "set", "dev", br, "up")
-        try:  # 01:80:c2:00:00:00 to the bridge itself only: never flooded (module docstring)
-            self._cmd("bridge", "mdb", "add", "dev", br, "port", br, "grp", BRIDGE_GROUP, "permanent")
-            self.link_local_first = False
-        except DataPlaneError:
-            self.link_local_first = True
+        self.link_local_first = not self._keep_bridge_group()
         self._nft(self._table_script())
         self.started = True
+
+    def _keep_bridge_group(self) -> bool:
+        """Make the bridge deliver 01:80:c2:00:00:00 to itself only, never flood it (module
+        docstring): multicast snooping on, no port a multicast router port, and a permanent
+        entry for the group that only the bridge joined. False if the kernel refuses any of it
+        (no IGMP snooping compiled in, no layer-2 entries)."""
+        br = self.bridge
+        try:
+            self._cmd("ip", "link", "set", "dev", br, "type", "bridge", "mcast_snooping", "1")
+            for port in self.ports:
+                self._cmd("bridge", "link", "set", "dev", port, "mcast_router", "0")
+            self._cmd("bridge", "mdb", "add", "dev", br, "port", br, "grp", BRIDGE_GROUP, "permanent")
+        except DataPlaneError:
+            return False
+        return True
 
     def close(self) -> None:
         self.cleanup()
